@@ -1,0 +1,125 @@
+//! One training step (forward, mean-squared loss over the outputs, backward) of ember-lm's `Lstm`,
+//! `Gru` and `Rnn` against burn's own `burn::nn::Lstm`/`Gru`/`Rnn` stacked to the same depth, on
+//! the same backend, at the shapes of `../shared/bench/torch_rnn.py` (PyTorch on the same shapes).
+//! Also the forward pass alone of ember-lm's layers, without autodiff.
+//!
+//! ```text
+//! cargo bench --bench recurrent --features flex            # everything (about 15 minutes)
+//! cargo bench --bench recurrent --features flex -- lstm    # a criterion filter
+//! ```
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Distribution, Tensor};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use ember_lm::nn::{GruConfig, LstmConfig, RnnConfig};
+
+/// batch, time, input, hidden, layers
+const SHAPES: [(usize, usize, usize, usize, usize); 3] =
+    [(8, 32, 64, 128, 1), (32, 64, 128, 256, 1), (32, 64, 256, 512, 2)];
+
+fn id(kind: &str, (b, t, i, h, l): (usize, usize, usize, usize, usize)) -> String {
+    format!("{kind}/B{b}_T{t}_I{i}_H{h}_L{l}")
+}
+
+/// A training step of a model given as a closure from input to output.
+fn train_step<B: AutodiffBackend>(x: &Tensor<B, 3>, forward: &dyn Fn(Tensor<B, 3>) -> Tensor<B, 3>) {
+    let out = forward(x.clone());
+    let loss = out.powi_scalar(2).mean();
+    let grads = loss.backward();
+    // Wait for the backend: the gradients exist once this returns.
+    B::sync(&x.device()).ok();
+    drop(grads);
+}
+
+fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str) {
+    let device = B::Device::default();
+    let mut group = c.benchmark_group(format!("train_step/{backend}"));
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(5));
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    for shape in SHAPES {
+        let (b, t, i, h, l) = shape;
+        let x = Tensor::<B, 3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);
+
+        let ours = LstmConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        group.bench_function(BenchmarkId::new("ember", id("lstm", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| ours.forward(x, None).unwrap().0))
+        });
+        let theirs: Vec<_> = (0..l)
+            .map(|k| burn::nn::LstmConfig::new(if k == 0 { i } else { h }, h, true).init::<B>(&device))
+            .collect();
+        group.bench_function(BenchmarkId::new("burn", id("lstm", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| theirs.iter().fold(x, |x, m| m.forward(x, None).0)))
+        });
+
+        let ours = GruConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        group.bench_function(BenchmarkId::new("ember", id("gru", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| ours.forward(x, None).unwrap().0))
+        });
+        let theirs: Vec<_> = (0..l)
+            .map(|k| burn::nn::GruConfig::new(if k == 0 { i } else { h }, h, true).init::<B>(&device))
+            .collect();
+        group.bench_function(BenchmarkId::new("burn", id("gru", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| theirs.iter().fold(x, |x, m| m.forward(x, None))))
+        });
+
+        let ours = RnnConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        group.bench_function(BenchmarkId::new("ember", id("rnn", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| ours.forward(x, None).unwrap().0))
+        });
+        let theirs: Vec<_> = (0..l)
+            .map(|k| burn::nn::RnnConfig::new(if k == 0 { i } else { h }, h, true).init::<B>(&device))
+            .collect();
+        group.bench_function(BenchmarkId::new("burn", id("rnn", shape)), |bench| {
+            bench.iter(|| train_step(&x, &|x| theirs.iter().fold(x, |x, m| m.forward(x, None).0)))
+        });
+    }
+    group.finish();
+}
+
+fn bench_forward<B: Backend>(c: &mut Criterion, backend: &str) {
+    let device = B::Device::default();
+    let mut group = c.benchmark_group(format!("forward/{backend}"));
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(3));
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    for shape in SHAPES {
+        let (b, t, i, h, l) = shape;
+        let x = Tensor::<B, 3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);
+        let lstm = LstmConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        group.bench_function(BenchmarkId::new("ember", id("lstm", shape)), |bench| {
+            bench.iter(|| {
+                let out = lstm.forward(x.clone(), None).unwrap().0;
+                B::sync(&device).ok();
+                out
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray");
+    bench_forward::<NdArray<f32>>(c, "ndarray");
+    #[cfg(feature = "flex")]
+    {
+        bench_backend::<Autodiff<burn::backend::Flex>>(c, "flex");
+        bench_forward::<burn::backend::Flex>(c, "flex");
+    }
+}
+
+criterion_group!(recurrent, benches);
+criterion_main!(recurrent);

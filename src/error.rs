@@ -1,0 +1,83 @@
+//! The crate's typed error.
+//!
+//! Every fallible public function returns [`Result`]. Messages say what was expected and what was
+//! found, so that a wrong shape or a corrupt file is diagnosed from the message alone.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong at ember-lm's public API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor argument has the wrong shape.
+    #[error("{what}: expected shape {expected}, found {found:?}")]
+    Shape {
+        /// Which argument (for example `"Lstm input"`).
+        what: String,
+        /// The expected shape, written with symbolic sizes where they are free (`[batch, time, 4]`).
+        expected: String,
+        /// The shape that was passed.
+        found: Vec<usize>,
+    },
+    /// A configuration value is out of its valid range.
+    #[error("invalid configuration for {module}: {message}")]
+    Config {
+        /// The module whose configuration is invalid (for example `"LstmConfig"`).
+        module: &'static str,
+        /// What is wrong, with the value found.
+        message: String,
+    },
+    /// Per-sequence lengths (or a padding mask) that do not fit the batch.
+    #[error("invalid sequence lengths: {0}")]
+    Lengths(String),
+    /// A state dict lacks keys the module needs.
+    #[error("{source_name}: missing key(s) {keys:?}")]
+    MissingKeys {
+        /// The file (or other source) that was read.
+        source_name: String,
+        /// The missing keys, in the source's naming.
+        keys: Vec<String>,
+    },
+    /// A state dict has keys the module does not use.
+    #[error("{source_name}: unexpected key(s) {keys:?}")]
+    UnexpectedKeys {
+        /// The file (or other source) that was read.
+        source_name: String,
+        /// The keys that match no parameter.
+        keys: Vec<String>,
+    },
+    /// A state-dict tensor has a different shape from the parameter it should fill.
+    #[error("{source_name}: key `{key}` has shape {found:?}, the module expects {expected:?}")]
+    KeyShape {
+        /// The file (or other source) that was read.
+        source_name: String,
+        /// The key in the source's naming.
+        key: String,
+        /// The parameter's shape.
+        expected: Vec<usize>,
+        /// The shape stored in the source.
+        found: Vec<usize>,
+    },
+    /// A weight file could not be read or parsed.
+    #[error("cannot load {path}: {message}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// `Result` with ember-lm's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A shape error for `what`, expected `expected`, found `found`.
+    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
+        Self::Shape {
+            what: what.into(),
+            expected: expected.into(),
+            found: found.to_vec(),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! [`StateDict`]: the tensors of a PyTorch `state_dict`, read from a `.safetensors` or `.pt` file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::{Tensor, backend::Backend};
+use burn_store::{ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
+
+use crate::{Error, Result};
+
+/// The named tensors of a PyTorch `state_dict`, as saved by
+/// `safetensors.torch.save_file(module.state_dict(), path)` or `torch.save(module.state_dict(), path)`.
+///
+/// Reading goes through burn-store (its safetensors and PyTorch-pickle readers); tensors are
+/// decoded lazily, when a module takes them. Modules that load PyTorch weights
+/// (for example [`Lstm::load_state_dict`](crate::nn::Lstm::load_state_dict)) check the whole
+/// key set first: a missing key, an unexpected key or a shape mismatch is an [`Error`] naming it,
+/// and no parameter is left silently at its initial value.
+///
+/// ```no_run
+/// # use ember_lm::io::StateDict;
+/// let dict = StateDict::from_file("lstm.safetensors")?;
+/// for key in dict.keys() {
+///     println!("{key}: {:?}", dict.shape(key).unwrap());
+/// }
+/// # Ok::<(), ember_lm::Error>(())
+/// ```
+pub struct StateDict {
+    source: String,
+    tensors: BTreeMap<String, TensorSnapshot>,
+}
+
+impl std::fmt::Debug for StateDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDict")
+            .field("source", &self.source)
+            .field("keys", &self.tensors.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl StateDict {
+    /// Reads a state dict from `path`: safetensors for a `.safetensors` extension, otherwise a
+    /// PyTorch `torch.save` file (`.pt`, `.pth`, `.bin`, zip or legacy format).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let load_err = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(load_err("no such file".into()));
+        }
+        let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+        let tensors = if is_safetensors {
+            SafetensorsStore::from_file(path)
+                .get_all_snapshots()
+                .map_err(|e| load_err(e.to_string()))?
+                .clone()
+        } else {
+            PytorchStore::from_file(path)
+                .get_all_snapshots()
+                .map_err(|e| load_err(e.to_string()))?
+                .clone()
+        };
+        Ok(Self {
+            source: path.display().to_string(),
+            tensors,
+        })
+    }
+
+    /// Where the tensors came from (a file path), as used in error messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The keys, in sorted order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The shape stored under `key`, if present.
+    pub fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.tensors.get(key).map(|s| s.shape.to_vec())
+    }
+
+    /// Checks that the keys under `prefix` are exactly `expected` (each with its shape).
+    ///
+    /// Keys outside `prefix` are ignored, so that one submodule of a larger checkpoint can be
+    /// loaded (`prefix = "encoder.rnn."`).
+    pub(crate) fn check_exact(&self, prefix: &str, expected: &[(String, Vec<usize>)]) -> Result<()> {
+        let present: BTreeSet<&str> = self
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix))
+            .collect();
+        let wanted: BTreeSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+        let missing: Vec<String> = wanted
+            .difference(&present)
+            .map(|k| format!("{prefix}{k}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::MissingKeys {
+                source_name: self.source.clone(),
+                keys: missing,
+            });
+        }
+        let unexpected: Vec<String> = present
+            .difference(&wanted)
+            .map(|k| format!("{prefix}{k}"))
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(Error::UnexpectedKeys {
+                source_name: self.source.clone(),
+                keys: unexpected,
+            });
+        }
+        for (key, shape) in expected {
+            let full = format!("{prefix}{key}");
+            let found = self.shape(&full).expect("checked above");
+            if &found != shape {
+                return Err(Error::KeyShape {
+                    source_name: self.source.clone(),
+                    key: full,
+                    expected: shape.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The tensor under `key` as a float tensor on `device`, converted to the backend's float type.
+    pub fn tensor<B: Backend, const D: usize>(&self, key: &str, device: &B::Device) -> Result<Tensor<B, D>> {
+        let snapshot = self.tensors.get(key).ok_or_else(|| Error::MissingKeys {
+            source_name: self.source.clone(),
+            keys: vec![key.to_string()],
+        })?;
+        if snapshot.shape.len() != D {
+            return Err(Error::KeyShape {
+                source_name: self.source.clone(),
+                key: key.to_string(),
+                expected: vec![0; D],
+                found: snapshot.shape.to_vec(),
+            });
+        }
+        let data = snapshot.to_data().map_err(|e| Error::Load {
+            path: self.source.clone().into(),
+            message: format!("key `{key}`: {e:?}"),
+        })?;
+        if !data.dtype.is_float() {
+            return Err(Error::Load {
+                path: self.source.clone().into(),
+                message: format!("key `{key}` holds {:?}, a float tensor was expected", data.dtype),
+            });
+        }
+        Ok(Tensor::from_data(data, device))
+    }
+
+    /// Replaces the value of `param` with the tensor under `key`, keeping the parameter's id
+    /// (so optimizer state stays attached) and its `require_grad` setting.
+    pub(crate) fn fill<B: Backend, const D: usize>(
+        &self,
+        param: Param<Tensor<B, D>>,
+        key: &str,
+    ) -> Result<Param<Tensor<B, D>>> {
+        let device = param.lazy_device();
+        let value = self.tensor::<B, D>(key, &device)?;
+        Ok(param.map(move |old| {
+            if old.is_require_grad() {
+                value.require_grad()
+            } else {
+                value
+            }
+        }))
+    }
+}

@@ -1,0 +1,66 @@
+//! # ember-lm
+//!
+//! Sequence models and language models on [burn](https://burn.dev) 0.21, generic over burn's
+//! [`Backend`](burn::tensor::backend::Backend): the same model code trains on the CPU
+//! (burn-ndarray or burn-flex) and on the GPU (burn-wgpu), with autodiff.
+//!
+//! Layers follow PyTorch: the same options, the same defaults (where ember-lm departs from them it
+//! says so, as `batch_first = true`), the same numbers, and they load the weights saved from the
+//! matching `torch.nn` module.
+//!
+//! ```
+//! # #[cfg(feature = "ndarray")] {
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Distribution, Tensor};
+//! use ember_lm::nn::LstmConfig;
+//!
+//! let device = Default::default();
+//! let lstm = LstmConfig::new(16, 32)
+//!     .with_num_layers(2)
+//!     .with_bidirectional(true)
+//!     .init::<NdArray>(&device)?;
+//! let x = Tensor::<NdArray, 3>::random([4, 10, 16], Distribution::Normal(0.0, 1.0), &device);
+//! // Sequences of 10, 7, 3 and 9 real steps, padded to 10.
+//! let (out, state) = lstm.forward_padded(x, &[10, 7, 3, 9], None)?;
+//! assert_eq!(out.dims(), [4, 10, 64]);
+//! assert_eq!(state.hidden.dims(), [4, 4, 32]);
+//! # }
+//! # Ok::<(), ember_lm::Error>(())
+//! ```
+//!
+//! ## Backends and features
+//! | feature | backend | notes |
+//! |---|---|---|
+//! | `ndarray` (default) | `burn::backend::NdArray` | with its `std`, `simd` and multi-threaded GEMM |
+//! | `flex` | `burn::backend::Flex` | burn 0.21's faster pure-Rust CPU backend |
+//! | `wgpu` | `burn::backend::Wgpu` | with `autotune` and `fusion` |
+//!
+//! Every module is generic over `B: Backend`, so any burn backend works, wrapped in
+//! `burn::backend::Autodiff` to train.
+//!
+//! ## Loading PyTorch weights
+//! [`io::StateDict`] reads a `state_dict` saved with `safetensors.torch.save_file` or `torch.save`
+//! (through burn-store), and each module's `load_state_dict` / `load_pytorch_file` maps PyTorch's
+//! key names (`weight_ih_l0`, `bias_hh_l1_reverse`, `weight_hr_l0`, ...) onto its parameters.
+//! A missing key, an unexpected key or a shape mismatch is an [`Error`].
+//!
+//! ## Errors
+//! Bad input at the public API (wrong shapes, lengths out of range, invalid configurations,
+//! corrupt or mismatched weight files) is a typed [`Error`], never a panic. Tensor ranks are
+//! checked by the type system (`Tensor<B, 3>`).
+#![deny(missing_docs)]
+
+mod error;
+pub mod io;
+pub mod nn;
+
+pub use error::{Error, Result};
+
+/// The types most programs need: `use ember_lm::prelude::*;`.
+pub mod prelude {
+    pub use crate::io::StateDict;
+    pub use crate::nn::{
+        Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
+    };
+    pub use crate::{Error, Result};
+}

@@ -1,0 +1,13 @@
+//! Recurrent layers with PyTorch's semantics: [`Rnn`], [`Lstm`], [`Gru`].
+mod common;
+mod driver;
+mod gru;
+mod lstm;
+mod rnn;
+mod weights;
+
+pub use common::lengths_from_padding_mask;
+pub use gru::{Gru, GruConfig};
+pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use rnn::{Nonlinearity, Rnn, RnnConfig};
+pub use weights::RecurrentWeights;

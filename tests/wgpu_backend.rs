@@ -1,0 +1,50 @@
+//! The recurrent layers on `Autodiff<Wgpu>`: PyTorch parity on a few fixture cases (one per cell
+//! type, ragged and bidirectional) and the behaviour that differs between training and inference.
+//!
+//! All in one binary because each wgpu test binary pays tens of seconds of kernel compilation on
+//! Mesa's software Vulkan driver (llvmpipe), which is what CI runs this on.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::backend::{Autodiff, Wgpu};
+use burn::module::AutodiffModule;
+use burn::tensor::{Distribution, Tensor};
+use common::recurrent::check_all;
+use ember_lm::nn::LstmConfig;
+
+type Ad = Autodiff<Wgpu>;
+
+#[test]
+fn wgpu_matches_pytorch_and_behaves() {
+    let device = Default::default();
+    // GPU transcendental functions are less exact than the CPU's; still far below any real bug.
+    check_all::<Ad>(
+        &device,
+        1e-4,
+        1e-3,
+        Some(&[
+            "lstm_2l_bi_proj",
+            "lstm_2l_bi_ragged",
+            "gru_2l_bi_ragged",
+            "rnn_relu_2l_bi_ragged",
+        ]),
+    );
+
+    // Dropout between layers acts while training (autodiff backend) and not in inference.
+    let lstm = LstmConfig::new(3, 8)
+        .with_num_layers(2)
+        .with_dropout(0.5)
+        .init::<Ad>(&device)
+        .unwrap();
+    let x = Tensor::<Ad, 3>::random([2, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+    let (a, _) = lstm.forward(x.clone(), None).unwrap();
+    let (b, _) = lstm.forward(x.clone(), None).unwrap();
+    let diff: f32 = (a - b).abs().sum().into_scalar();
+    assert!(diff > 1e-4, "two training passes with dropout 0.5 differ");
+    let inference = lstm.valid();
+    let (c, _) = inference.forward(x.clone().inner(), None).unwrap();
+    let (d, _) = inference.forward(x.inner(), None).unwrap();
+    let diff: f32 = (c - d).abs().sum().into_scalar();
+    assert_eq!(diff, 0.0, "inference is deterministic");
+}
