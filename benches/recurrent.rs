@@ -9,9 +9,9 @@
 //! ```
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::nn::{GruConfig, LstmConfig, RnnConfig};
 
 /// batch, time, input, hidden, layers
@@ -32,10 +32,11 @@ fn train_step<B: AutodiffBackend>(x: &Tensor<B, 3>, forward: &dyn Fn(Tensor<B, 3
     drop(grads);
 }
 
-fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str) {
+fn bench_backend<B: AutodiffBackend + ember_lm::Backend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let mut group = c.benchmark_group(format!("train_step/{backend}"));
     group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
     group.measurement_time(std::time::Duration::from_secs(5));
     group.warm_up_time(std::time::Duration::from_secs(1));
     for shape in SHAPES {
@@ -87,10 +88,11 @@ fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str) {
     group.finish();
 }
 
-fn bench_forward<B: Backend>(c: &mut Criterion, backend: &str) {
+fn bench_forward<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let mut group = c.benchmark_group(format!("forward/{backend}"));
     group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
     group.measurement_time(std::time::Duration::from_secs(3));
     group.warm_up_time(std::time::Duration::from_secs(1));
     for shape in SHAPES {

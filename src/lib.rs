@@ -35,8 +35,10 @@
 //! | `flex` | `burn::backend::Flex` | burn 0.21's faster pure-Rust CPU backend |
 //! | `wgpu` | `burn::backend::Wgpu` | with `autotune` and `fusion` |
 //!
-//! Every module is generic over `B: Backend`, so any burn backend works, wrapped in
-//! `burn::backend::Autodiff` to train.
+//! Every module is generic over [`ember_lm::Backend`](Backend): burn's `Backend` plus the
+//! whole-sequence recurrent operation (fused CPU kernels with their own backward on NdArray and
+//! Flex, a tensor-op composition elsewhere). It is implemented for the three backends above and
+//! for `Autodiff` of each; another burn backend needs one line (see [`backend`]).
 //!
 //! ## Loading PyTorch weights
 //! [`io::StateDict`] reads a `state_dict` saved with `safetensors.torch.save_file` or `torch.save`
@@ -50,10 +52,12 @@
 //! checked by the type system (`Tensor<B, 3>`).
 #![deny(missing_docs)]
 
+pub mod backend;
 mod error;
 pub mod io;
 pub mod nn;
 
+pub use backend::Backend;
 pub use error::{Error, Result};
 
 /// The types most programs need: `use ember_lm::prelude::*;`.
@@ -62,5 +66,5 @@ pub mod prelude {
     pub use crate::nn::{
         Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
     };
-    pub use crate::{Error, Result};
+    pub use crate::{Backend, Error, Result};
 }

@@ -23,7 +23,7 @@ trait Layer<B: Backend>: Sized {
     fn loss(&self, x: Tensor<B, 3>, h0: Tensor<B, 3>, weights: &[Tensor<B, 3>]) -> Tensor<B, 1>;
 }
 
-impl<B: Backend> Layer<B> for ember_lm::nn::Lstm<B> {
+impl<B: ember_lm::Backend> Layer<B> for ember_lm::nn::Lstm<B> {
     fn cells_mut(&mut self) -> &mut Vec<RecurrentWeights<B>> {
         &mut self.cells
     }
@@ -37,7 +37,7 @@ impl<B: Backend> Layer<B> for ember_lm::nn::Lstm<B> {
 
 macro_rules! hidden_only_layer {
     ($t:ty) => {
-        impl<B: Backend> Layer<B> for $t {
+        impl<B: ember_lm::Backend> Layer<B> for $t {
             fn cells_mut(&mut self) -> &mut Vec<RecurrentWeights<B>> {
                 &mut self.cells
             }

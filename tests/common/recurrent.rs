@@ -34,7 +34,7 @@ struct Results {
     values: Vec<(String, TensorData)>,
 }
 
-fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Results {
+fn run_case<B: AutodiffBackend + ember_lm::Backend>(case: &Case, device: &B::Device) -> Results {
     let io = Fixture::load(&format!("recurrent/{}.io.safetensors", case.name));
     let weights = fixture_path(&format!("recurrent/{}.weights.safetensors", case.name));
     let x: Tensor<B, 3> = io.tensor::<B, 3>("input", device).require_grad();
@@ -163,7 +163,12 @@ fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Results {
 }
 
 /// Runs every fixture case on backend `B` and compares against PyTorch.
-pub fn check_all<B: AutodiffBackend>(device: &B::Device, atol: f64, rtol: f64, only: Option<&[&str]>) {
+pub fn check_all<B: AutodiffBackend + ember_lm::Backend>(
+    device: &B::Device,
+    atol: f64,
+    rtol: f64,
+    only: Option<&[&str]>,
+) {
     let cases = manifest();
     assert!(cases.len() >= 14, "the manifest lists every configuration");
     for case in cases

@@ -10,35 +10,12 @@
 
 use burn::module::Initializer;
 use burn::nn::Dropout;
-use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::Tensor;
 
 use super::weights::{RecurrentWeights, WeightShapes};
+use crate::backend::{Backend, CellKind, SequenceArgs};
 use crate::io::StateDict;
 use crate::{Error, Result};
-
-/// The recurrence of one cell type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CellKind {
-    /// Elman RNN with `tanh`.
-    RnnTanh,
-    /// Elman RNN with `relu`.
-    RnnRelu,
-    /// LSTM, gates i, f, g, o.
-    Lstm,
-    /// GRU, gates r, z, n.
-    Gru,
-}
-
-impl CellKind {
-    fn gates(self) -> usize {
-        match self {
-            Self::RnnTanh | Self::RnnRelu => 1,
-            Self::Lstm => 4,
-            Self::Gru => 3,
-        }
-    }
-}
 
 /// Everything about a recurrent stack except its parameters.
 #[derive(Clone, Debug)]
@@ -183,18 +160,9 @@ impl StackSpec {
                 &dims,
             ));
         }
-        // [batch, time, input] from here on.
-        let input = if self.batch_first {
-            input
-        } else {
-            input.swap_dims(0, 1)
-        };
-        let device = input.device();
-
-        let masks = match lengths {
-            Some(lengths) => step_masks::<B>(lengths, batch, time, &device)?,
-            None => None,
-        };
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, time)?;
+        }
         let cells_n = self.num_layers * self.directions();
         let check_state = |state: &Tensor<B, 3>, what: &str, size: usize| {
             let expected = [cells_n, batch, size];
@@ -213,6 +181,7 @@ impl StackSpec {
         if let Some(c0) = &c0 {
             check_state(c0, "cell", self.hidden_size)?;
         }
+        let device = input.device();
         let is_lstm = self.kind == CellKind::Lstm;
         let initial = |state: &Option<Tensor<B, 3>>, idx: usize, size: usize| match state {
             // [cells, batch, size] -> [batch, size]
@@ -220,52 +189,44 @@ impl StackSpec {
             None => Tensor::zeros([batch, size], &device),
         };
 
-        // Per-step inputs, each [batch, features]; later layers take the previous layer's steps
-        // directly, so only the first layer slices its input.
-        let mut steps: Vec<Tensor<B, 2>> = (0..time)
-            .map(|t| {
-                input
-                    .clone()
-                    .slice([0..batch, t..t + 1])
-                    .reshape([batch, self.input_size])
-            })
-            .collect();
+        // [T, N, features] from here on: each step's batch is contiguous for the kernels.
+        let mut x = if self.batch_first {
+            input.swap_dims(0, 1)
+        } else {
+            input
+        };
         let mut h_n = Vec::with_capacity(cells_n);
         let mut c_n = Vec::with_capacity(cells_n);
         for layer in 0..self.num_layers {
-            let mut outputs: Vec<Vec<Tensor<B, 2>>> = Vec::with_capacity(self.directions());
+            let mut outputs = Vec::with_capacity(self.directions());
             for dir in 0..self.directions() {
                 let idx = layer * self.directions() + dir;
-                let h = initial(&h0, idx, self.state_size());
-                let c = is_lstm.then(|| initial(&c0, idx, self.hidden_size));
-                let run = run_direction(self.kind, &cells[idx], &steps, masks.as_deref(), h, c, dir == 1);
-                outputs.push(run.outputs);
-                h_n.push(run.h);
-                c_n.extend(run.c);
+                let cell = &cells[idx];
+                let run = B::recurrent_sequence(SequenceArgs {
+                    kind: self.kind,
+                    input: x.clone(),
+                    weight_ih: cell.weight_ih.val(),
+                    bias_ih: cell.bias_ih.as_ref().map(|b| b.val()),
+                    weight_hh: cell.weight_hh.val(),
+                    bias_hh: cell.bias_hh.as_ref().map(|b| b.val()),
+                    weight_hr: cell.weight_hr.as_ref().map(|w| w.val()),
+                    h0: initial(&h0, idx, self.state_size()),
+                    c0: is_lstm.then(|| initial(&c0, idx, self.hidden_size)),
+                    lengths: lengths.map(<[usize]>::to_vec),
+                    reverse: dir == 1,
+                });
+                outputs.push(run.output);
+                h_n.push(run.h_n);
+                c_n.extend(run.c_n);
             }
-            steps = if self.bidirectional {
-                let reverse = outputs.pop().expect("two directions");
-                let forward = outputs.pop().expect("two directions");
-                forward
-                    .into_iter()
-                    .zip(reverse)
-                    .map(|(f, r)| Tensor::cat(vec![f, r], 1))
-                    .collect()
-            } else {
-                outputs.pop().expect("one direction")
-            };
+            // D x [T, N, R] -> [T, N, D*R]
+            x = Tensor::cat(outputs, 2);
             // PyTorch applies dropout to the outputs of every layer but the last.
             if layer + 1 < self.num_layers {
-                steps = steps.into_iter().map(|s| dropout.forward(s)).collect();
+                x = dropout.forward(x);
             }
         }
-        // T x [batch, out] -> [batch, time, out]
-        let output = Tensor::stack::<3>(steps, 1);
-        let output = if self.batch_first {
-            output
-        } else {
-            output.swap_dims(0, 1)
-        };
+        let output = if self.batch_first { x.swap_dims(0, 1) } else { x };
         // cells x [batch, size] -> [cells, batch, size]
         let h_n = Tensor::stack::<3>(h_n, 0);
         let c_n = is_lstm.then(|| Tensor::stack::<3>(c_n, 0));
@@ -273,14 +234,8 @@ impl StackSpec {
     }
 }
 
-/// Turns per-sequence lengths into one `[batch, 1]` mask per step (1 while `t < length`), or
-/// `None` when every sequence is full length.
-fn step_masks<B: Backend>(
-    lengths: &[usize],
-    batch: usize,
-    time: usize,
-    device: &B::Device,
-) -> Result<Option<Vec<Tensor<B, 2>>>> {
+/// Checks that there is one length per sequence, each in `1..=time`.
+fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<()> {
     if lengths.len() != batch {
         return Err(Error::Lengths(format!(
             "expected one length per sequence ({batch}), found {}",
@@ -292,131 +247,5 @@ fn step_masks<B: Backend>(
             "length of sequence {i} must be in 1..={time} (the time dimension), found {len}"
         )));
     }
-    if lengths.iter().all(|&l| l == time) {
-        return Ok(None);
-    }
-    let masks = (0..time)
-        .map(|t| {
-            let m: Vec<f32> = lengths.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect();
-            Tensor::from_data(TensorData::new(m, [batch, 1]), device)
-        })
-        .collect();
-    Ok(Some(masks))
-}
-
-struct DirectionRun<B: Backend> {
-    outputs: Vec<Tensor<B, 2>>,
-    h: Tensor<B, 2>,
-    c: Option<Tensor<B, 2>>,
-}
-
-/// One layer in one direction over the whole sequence.
-fn run_direction<B: Backend>(
-    kind: CellKind,
-    cell: &RecurrentWeights<B>,
-    steps: &[Tensor<B, 2>],
-    masks: Option<&[Tensor<B, 2>]>,
-    mut h: Tensor<B, 2>,
-    mut c: Option<Tensor<B, 2>>,
-    reverse: bool,
-) -> DirectionRun<B> {
-    let time = steps.len();
-    let w_ih = cell.weight_ih.val().transpose(); // [I, G*H]
-    let w_hh = cell.weight_hh.val().transpose(); // [R, G*H]
-    let w_hr = cell.weight_hr.as_ref().map(|w| w.val().transpose()); // [H, P]
-    let b_ih = cell.bias_ih.as_ref().map(|b| b.val().unsqueeze::<2>()); // [1, G*H]
-    let b_hh = cell.bias_hh.as_ref().map(|b| b.val().unsqueeze::<2>()); // [1, G*H]
-    // GRU keeps b_hn inside r * (W_hn h + b_hn); the other cells can add one summed bias.
-    let (b_x, b_h) = match (kind, b_ih, b_hh) {
-        (CellKind::Gru, bi, bh) => (bi, bh),
-        (_, Some(bi), Some(bh)) => (Some(bi + bh), None),
-        _ => (None, None),
-    };
-    let add = |t: Tensor<B, 2>, b: &Option<Tensor<B, 2>>| match b {
-        Some(b) => t + b.clone(),
-        None => t,
-    };
-
-    // Input projections. Without autodiff, one matmul over all steps; under autodiff, one per
-    // step, because slicing a hoisted projection makes the backward pass materialise a
-    // full-size gradient per step (quadratic in time).
-    let device = h.device();
-    let projections: Vec<Tensor<B, 2>> = if B::ad_enabled(&device) {
-        steps
-            .iter()
-            .map(|x| add(x.clone().matmul(w_ih.clone()), &b_x))
-            .collect()
-    } else {
-        let batch = h.dims()[0];
-        // T x [batch, I] -> [T*batch, I] -> [T*batch, G*H]
-        let all = add(Tensor::cat(steps.to_vec(), 0).matmul(w_ih.clone()), &b_x);
-        let gh = all.dims()[1];
-        (0..time)
-            .map(|t| all.clone().slice([t * batch..(t + 1) * batch, 0..gh]))
-            .collect()
-    };
-
-    let mut outputs: Vec<Option<Tensor<B, 2>>> = vec![None; time];
-    for t in 0..time {
-        let t = if reverse { time - 1 - t } else { t };
-        let x = projections[t].clone();
-        let hh = add(h.clone().matmul(w_hh.clone()), &b_h);
-        let (h_new, c_new) = match kind {
-            CellKind::RnnTanh => ((x + hh).tanh(), None),
-            CellKind::RnnRelu => (relu(x + hh), None),
-            CellKind::Lstm => {
-                let [i, f, g, o] = chunk4(x + hh);
-                let c_prev = c.clone().expect("LSTM has a cell state");
-                let c_new = sigmoid(f) * c_prev + sigmoid(i) * g.tanh();
-                let mut h_new = sigmoid(o) * c_new.clone().tanh();
-                if let Some(w_hr) = &w_hr {
-                    h_new = h_new.matmul(w_hr.clone());
-                }
-                (h_new, Some(c_new))
-            }
-            CellKind::Gru => {
-                let [xr, xz, xn] = chunk3(x);
-                let [hr, hz, hn] = chunk3(hh);
-                let r = sigmoid(xr + hr);
-                let z = sigmoid(xz + hz);
-                let n = (xn + r * hn).tanh();
-                // (1 - z) * n + z * h
-                let h_new = n.clone() + z * (h.clone() - n);
-                (h_new, None)
-            }
-        };
-        match masks {
-            Some(masks) => {
-                let m = masks[t].clone(); // [batch, 1]
-                outputs[t] = Some(h_new.clone() * m.clone());
-                h = h.clone() + (h_new - h) * m.clone();
-                c = c.zip(c_new).map(|(c, c_new)| c.clone() + (c_new - c) * m);
-            }
-            None => {
-                outputs[t] = Some(h_new.clone());
-                h = h_new;
-                c = c_new;
-            }
-        }
-    }
-    DirectionRun {
-        outputs: outputs.into_iter().map(|o| o.expect("every step ran")).collect(),
-        h,
-        c,
-    }
-}
-
-/// `σ(x) = (1 + tanh(x / 2)) / 2`. burn 0.21's default `sigmoid` computes in f32 whatever the
-/// backend's float type (it casts, then chains six ops), which breaks f64 gradient checks and costs
-/// more passes over memory than this form.
-fn sigmoid<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    (x * 0.5).tanh() * 0.5 + 0.5
-}
-
-fn chunk3<B: Backend>(t: Tensor<B, 2>) -> [Tensor<B, 2>; 3] {
-    t.chunk(3, 1).try_into().ok().expect("three gates")
-}
-
-fn chunk4<B: Backend>(t: Tensor<B, 2>) -> [Tensor<B, 2>; 4] {
-    t.chunk(4, 1).try_into().ok().expect("four gates")
+    Ok(())
 }

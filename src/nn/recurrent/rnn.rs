@@ -3,12 +3,13 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::Tensor;
 
 use super::common::{hidden_state_forward, recurrent_common, stack_spec};
-use super::driver::{CellKind, StackSpec};
+use super::driver::StackSpec;
 use super::weights::RecurrentWeights;
-use crate::Result;
+use crate::backend::CellKind;
+use crate::{Backend, Result};
 
 /// The nonlinearity of an [`Rnn`], PyTorch's `nonlinearity` argument.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

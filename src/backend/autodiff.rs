@@ -1,0 +1,147 @@
+//! `Autodiff<B>`: the whole-sequence recurrence as one node of the autodiff graph, differentiated
+//! by the inner backend's fused backward when it has one.
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+use super::{Backend, SavedSequence, SequenceArgs, SequenceOutput, SequenceOutputGrads, composed};
+
+/// Sizes needed to split the packed output and its gradient: time, batch, state, cell (0 = none).
+#[derive(Clone, Copy, Debug)]
+struct Packing {
+    t: usize,
+    n: usize,
+    r: usize,
+    c: usize,
+}
+
+impl Packing {
+    fn split<B: burn::tensor::backend::Backend>(
+        &self,
+        packed: Tensor<B, 1>,
+    ) -> (Tensor<B, 3>, Tensor<B, 2>, Option<Tensor<B, 2>>) {
+        let Packing { t, n, r, c } = *self;
+        let out_len = t * n * r;
+        // [T*N*R | N*R | N*C] -> [T, N, R], [N, R], [N, C]
+        let output = packed.clone().slice([0..out_len]).reshape([t, n, r]);
+        let h_n = packed.clone().slice([out_len..out_len + n * r]).reshape([n, r]);
+        let c_n = (c > 0).then(|| {
+            packed
+                .slice([out_len + n * r..out_len + n * r + n * c])
+                .reshape([n, c])
+        });
+        (output, h_n, c_n)
+    }
+}
+
+#[derive(Debug)]
+struct SequenceBackward;
+
+impl<B: Backend> Backward<B, 8> for SequenceBackward {
+    type State = (SavedSequence<B>, Packing);
+
+    fn backward(self, ops: Ops<Self::State, 8>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [input, w_ih, b_ih, w_hh, b_hh, w_hr, h0, c0] = ops.parents;
+        let (saved, packing) = ops.state;
+        let packed = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grads.consume::<B>(&ops.node)));
+        let (output, h_n, c_n) = packing.split(packed);
+        let result = B::recurrent_sequence_backward(
+            saved,
+            SequenceOutputGrads {
+                output,
+                h_n,
+                c_n,
+                need_input: input.is_some(),
+            },
+        );
+        macro_rules! put {
+            ($node:expr, $value:expr) => {
+                if let (Some(node), Some(value)) = ($node, $value) {
+                    grads.register::<B>(node.id, value.into_primitive().tensor());
+                }
+            };
+        }
+        put!(input, result.input);
+        put!(w_ih, Some(result.weight_ih));
+        put!(b_ih, result.bias_ih);
+        put!(w_hh, Some(result.weight_hh));
+        put!(b_hh, result.bias_hh);
+        put!(w_hr, result.weight_hr);
+        put!(h0, Some(result.h0));
+        put!(c0, result.c0);
+    }
+}
+
+impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
+    fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
+        // An untracked stand-in for absent arguments: its parent slot stays empty.
+        let untracked =
+            || <Self as AutodiffBackend>::from_inner(args.h0.clone().inner().into_primitive().tensor()).node;
+        let node1 = |t: &Option<Tensor<Self, 1>>| match t {
+            Some(t) => t.clone().into_primitive().tensor().node,
+            None => untracked(),
+        };
+        let node2 = |t: &Option<Tensor<Self, 2>>| match t {
+            Some(t) => t.clone().into_primitive().tensor().node,
+            None => untracked(),
+        };
+        let nodes = [
+            args.input.clone().into_primitive().tensor().node,
+            args.weight_ih.clone().into_primitive().tensor().node,
+            node1(&args.bias_ih),
+            args.weight_hh.clone().into_primitive().tensor().node,
+            node1(&args.bias_hh),
+            node2(&args.weight_hr),
+            args.h0.clone().into_primitive().tensor().node,
+            node2(&args.c0),
+        ];
+        let inner = SequenceArgs::<B> {
+            kind: args.kind,
+            input: args.input.clone().inner(),
+            weight_ih: args.weight_ih.clone().inner(),
+            bias_ih: args.bias_ih.clone().map(Tensor::inner),
+            weight_hh: args.weight_hh.clone().inner(),
+            bias_hh: args.bias_hh.clone().map(Tensor::inner),
+            weight_hr: args.weight_hr.clone().map(Tensor::inner),
+            h0: args.h0.clone().inner(),
+            c0: args.c0.clone().map(Tensor::inner),
+            lengths: args.lengths.clone(),
+            reverse: args.reverse,
+        };
+        let [t, n, _] = inner.input.dims();
+        let packing = Packing {
+            t,
+            n,
+            r: inner.weight_hh.dims()[1],
+            c: if inner.c0.is_some() {
+                inner.weight_hh.dims()[0] / 4
+            } else {
+                0
+            },
+        };
+        let wrap = |out: SequenceOutput<B>| -> Tensor<B, 1> {
+            // [T, N, R], [N, R], [N, C] -> [T*N*R + N*R + N*C]
+            let mut parts = vec![out.output.reshape([-1]), out.h_n.reshape([-1])];
+            parts.extend(out.c_n.map(|c| c.reshape([-1])));
+            Tensor::cat(parts, 0)
+        };
+        let packed = match SequenceBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => match B::recurrent_sequence_saved(inner) {
+                Some((out, saved)) => prep.finish((saved, packing), wrap(out).into_primitive().tensor()),
+                // No fused backward: let autodiff differentiate the composition.
+                None => return composed::forward(args),
+            },
+            OpsKind::UnTracked(prep) => {
+                prep.finish(wrap(B::recurrent_sequence(inner)).into_primitive().tensor())
+            }
+        };
+        let (output, h_n, c_n) =
+            packing.split(Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(packed)));
+        SequenceOutput { output, h_n, c_n }
+    }
+}

@@ -1,0 +1,176 @@
+//! The backend extension behind the recurrent layers: whole-sequence recurrent operations with
+//! their own backward pass.
+//!
+//! Every module in ember-lm is generic over [`Backend`], which extends burn's
+//! [`Backend`](burn::tensor::backend::Backend) with one operation: run one layer of an RNN, LSTM or
+//! GRU in one direction over a whole sequence ([`Backend::recurrent_sequence`]). How a backend does
+//! it decides how fast the recurrent layers are:
+//!
+//! | backend | forward | backward (under `Autodiff`) |
+//! |---|---|---|
+//! | `NdArray`, `Flex` | fused CPU kernel: one GEMM for the input projection, one per step, gate math in one pass per step, no per-step allocation | hand-written backpropagation through time in one loop; the weight gradients are one GEMM each over all steps |
+//! | `Wgpu` (and any other backend) | composition of burn tensor ops (the fallback) | autodiff through the composition |
+//!
+//! ## Adding a backend
+//! Any burn backend works once it implements this trait; the defaults need nothing:
+//!
+//! ```ignore
+//! impl ember_lm::Backend for MyBackend {}
+//! ```
+//!
+//! A backend with a faster recurrence overrides [`Backend::recurrent_sequence`] (inference) and
+//! [`Backend::recurrent_sequence_saved`] (training: return the outputs and what the backward pass
+//! needs); `Autodiff<MyBackend>` then differentiates through
+//! [`Backend::recurrent_sequence_backward`]. Autodiff wrappers are covered by a blanket
+//! implementation.
+mod autodiff;
+mod composed;
+mod host;
+mod impls;
+
+use burn::tensor::Tensor;
+
+pub use composed::forward as composed_sequence;
+pub use host::SavedSequence;
+
+/// The recurrence of one cell type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// Elman RNN with `tanh`.
+    RnnTanh,
+    /// Elman RNN with `relu`.
+    RnnRelu,
+    /// LSTM, gates in PyTorch's order i, f, g, o.
+    Lstm,
+    /// GRU, gates in PyTorch's order r, z, n.
+    Gru,
+}
+
+impl CellKind {
+    /// Number of gates `G` (rows of the fused weights are `G * hidden`).
+    pub fn gates(self) -> usize {
+        match self {
+            Self::RnnTanh | Self::RnnRelu => 1,
+            Self::Lstm => 4,
+            Self::Gru => 3,
+        }
+    }
+}
+
+/// One layer in one direction over a whole sequence, in PyTorch's parameter layout.
+///
+/// # Shapes
+/// `T` time, `N` batch, `I` input, `H` hidden, `G` gates, `R` state size (`H`, or `P` with an LSTM
+/// projection).
+/// - `input`: `[T, N, I]` (time-major)
+/// - `weight_ih`: `[G*H, I]`, `bias_ih`: `[G*H]`, `weight_hh`: `[G*H, R]`, `bias_hh`: `[G*H]`,
+///   `weight_hr`: `[P, H]`
+/// - `h0`: `[N, R]`, `c0`: `[N, H]` (LSTM only)
+/// - `lengths`: `N` lengths in `1..=T`, or `None` for full-length sequences
+#[derive(Clone, Debug)]
+pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
+    /// The cell.
+    pub kind: CellKind,
+    /// Input sequence, time-major.
+    pub input: Tensor<B, 3>,
+    /// Input-to-hidden weights.
+    pub weight_ih: Tensor<B, 2>,
+    /// Input-to-hidden bias.
+    pub bias_ih: Option<Tensor<B, 1>>,
+    /// Hidden-to-hidden weights.
+    pub weight_hh: Tensor<B, 2>,
+    /// Hidden-to-hidden bias.
+    pub bias_hh: Option<Tensor<B, 1>>,
+    /// LSTM output projection.
+    pub weight_hr: Option<Tensor<B, 2>>,
+    /// Initial hidden state.
+    pub h0: Tensor<B, 2>,
+    /// Initial cell state (LSTM).
+    pub c0: Option<Tensor<B, 2>>,
+    /// Per-sequence lengths.
+    pub lengths: Option<Vec<usize>>,
+    /// Walk from `T - 1` down to 0 (the reverse direction of a bidirectional layer).
+    pub reverse: bool,
+}
+
+/// What [`Backend::recurrent_sequence`] returns.
+///
+/// # Shapes
+/// - `output`: `[T, N, R]`, zero at padded steps
+/// - `h_n`: `[N, R]`, `c_n`: `[N, H]` (LSTM), the state at each sequence's last real step
+#[derive(Clone, Debug)]
+pub struct SequenceOutput<B: burn::tensor::backend::Backend> {
+    /// Hidden state after every step.
+    pub output: Tensor<B, 3>,
+    /// Final hidden state.
+    pub h_n: Tensor<B, 2>,
+    /// Final cell state (LSTM).
+    pub c_n: Option<Tensor<B, 2>>,
+}
+
+/// Gradients of a loss with respect to a [`SequenceOutput`], the input of the backward pass.
+#[derive(Clone, Debug)]
+pub struct SequenceOutputGrads<B: burn::tensor::backend::Backend> {
+    /// `[T, N, R]`.
+    pub output: Tensor<B, 3>,
+    /// `[N, R]`.
+    pub h_n: Tensor<B, 2>,
+    /// `[N, H]` (LSTM).
+    pub c_n: Option<Tensor<B, 2>>,
+    /// Whether the gradient with respect to the input is needed (it costs one GEMM).
+    pub need_input: bool,
+}
+
+/// Gradients with respect to every [`SequenceArgs`] tensor (the same shapes); `None` where the
+/// argument is absent or its gradient was not asked for.
+#[derive(Clone, Debug)]
+pub struct SequenceGrads<B: burn::tensor::backend::Backend> {
+    /// d input.
+    pub input: Option<Tensor<B, 3>>,
+    /// d weight_ih.
+    pub weight_ih: Tensor<B, 2>,
+    /// d bias_ih.
+    pub bias_ih: Option<Tensor<B, 1>>,
+    /// d weight_hh.
+    pub weight_hh: Tensor<B, 2>,
+    /// d bias_hh.
+    pub bias_hh: Option<Tensor<B, 1>>,
+    /// d weight_hr.
+    pub weight_hr: Option<Tensor<B, 2>>,
+    /// d h0.
+    pub h0: Tensor<B, 2>,
+    /// d c0.
+    pub c0: Option<Tensor<B, 2>>,
+}
+
+/// burn's [`Backend`](burn::tensor::backend::Backend) plus the whole-sequence recurrent operation:
+/// the bound of every ember-lm module. Implemented for `NdArray`, `Flex`, `Wgpu` (with the
+/// features of the same names) and for `Autodiff` of any of them; see the [module docs](self).
+pub trait Backend: burn::tensor::backend::Backend {
+    /// Runs one layer in one direction over a whole sequence. The default composes burn tensor
+    /// ops (one recurrent matmul and the gate arithmetic per step), which any backend can run and
+    /// autodiff can differentiate.
+    fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
+        composed::forward(args)
+    }
+
+    /// Like [`recurrent_sequence`](Self::recurrent_sequence), also returning what
+    /// [`recurrent_sequence_backward`](Self::recurrent_sequence_backward) needs. `None` (the
+    /// default) means the backend has no fused backward: autodiff then differentiates the
+    /// composition op by op.
+    fn recurrent_sequence_saved(
+        args: SequenceArgs<Self>,
+    ) -> Option<(SequenceOutput<Self>, SavedSequence<Self>)> {
+        let _ = args;
+        None
+    }
+
+    /// Backpropagation through time for a [`recurrent_sequence_saved`](Self::recurrent_sequence_saved)
+    /// call: one loop over the steps in reverse, then one GEMM per weight gradient.
+    fn recurrent_sequence_backward(
+        saved: SavedSequence<Self>,
+        grads: SequenceOutputGrads<Self>,
+    ) -> SequenceGrads<Self> {
+        host::backward(saved, grads)
+    }
+}
