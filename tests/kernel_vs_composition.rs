@@ -31,7 +31,7 @@ fn args(case: &Case) -> SequenceArgs<Ad> {
     let r = if case.proj > 0 { case.proj } else { h };
     SequenceArgs {
         kind: case.kind,
-        input: random([t, n, i]),
+        input: random([n, t, i]),
         weight_ih: random([g * h, i]),
         bias_ih: case.bias.then(|| random([g * h])),
         weight_hh: random([g * h, r]),
@@ -86,7 +86,7 @@ fn fused_kernel_matches_the_composition() {
             };
             let a = args(&case);
             let r = a.h0.dims()[1];
-            let w = [random([5, 3, r]), random([1, 3, r]), random([1, 3, 6])];
+            let w = [random([3, 5, r]), random([1, 3, r]), random([1, 3, 6])];
             let fused = Ad::recurrent_sequence(a.clone());
             let reference = composed_sequence(a.clone());
             let name = format!(

@@ -27,8 +27,8 @@ impl Packing {
     ) -> (Tensor<B, 3>, Tensor<B, 2>, Option<Tensor<B, 2>>) {
         let Packing { t, n, r, c } = *self;
         let out_len = t * n * r;
-        // [T*N*R | N*R | N*C] -> [T, N, R], [N, R], [N, C]
-        let output = packed.clone().slice([0..out_len]).reshape([t, n, r]);
+        // [N*T*R | N*R | N*C] -> [N, T, R], [N, R], [N, C]
+        let output = packed.clone().slice([0..out_len]).reshape([n, t, r]);
         let h_n = packed.clone().slice([out_len..out_len + n * r]).reshape([n, r]);
         let c_n = (c > 0).then(|| {
             packed
@@ -113,7 +113,7 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
             lengths: args.lengths.clone(),
             reverse: args.reverse,
         };
-        let [t, n, _] = inner.input.dims();
+        let [n, t, _] = inner.input.dims();
         let packing = Packing {
             t,
             n,
@@ -125,7 +125,7 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
             },
         };
         let wrap = |out: SequenceOutput<B>| -> Tensor<B, 1> {
-            // [T, N, R], [N, R], [N, C] -> [T*N*R + N*R + N*C]
+            // [N, T, R], [N, R], [N, C] -> [N*T*R + N*R + N*C]
             let mut parts = vec![out.output.reshape([-1]), out.h_n.reshape([-1])];
             parts.extend(out.c_n.map(|c| c.reshape([-1])));
             Tensor::cat(parts, 0)

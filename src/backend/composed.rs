@@ -31,7 +31,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
         lengths,
         reverse,
     } = args;
-    let [time, batch, features] = input.dims();
+    let [batch, time, features] = input.dims();
     let device = input.device();
     let w_ih = weight_ih.transpose(); // [I, G*H]
     let w_hh = weight_hh.transpose(); // [R, G*H]
@@ -63,16 +63,17 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
     let projections: Vec<Tensor<B, 2>> = if B::ad_enabled(&device) {
         (0..time)
             .map(|t| {
-                let x = input.clone().slice([t..t + 1]).reshape([batch, features]);
+                let x = input.clone().slice([0..batch, t..t + 1]).reshape([batch, features]);
                 add(x.matmul(w_ih.clone()), &b_x)
             })
             .collect()
     } else {
-        // [T, N, I] -> [T*N, I] -> [T*N, G*H]
-        let all = add(input.reshape([time * batch, features]).matmul(w_ih), &b_x);
+        // [N, T, I] -> [N*T, I] -> [N*T, G*H] -> [N, T, G*H]
+        let all = add(input.reshape([batch * time, features]).matmul(w_ih), &b_x);
         let gh = all.dims()[1];
+        let all = all.reshape([batch, time, gh]);
         (0..time)
-            .map(|t| all.clone().slice([t * batch..(t + 1) * batch, 0..gh]))
+            .map(|t| all.clone().slice([0..batch, t..t + 1]).reshape([batch, gh]))
             .collect()
     };
 
@@ -120,10 +121,10 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
             }
         }
     }
-    // T x [N, R] -> [T, N, R]
+    // T x [N, R] -> [N, T, R]
     let output = Tensor::stack(
         outputs.into_iter().map(|o| o.expect("every step ran")).collect(),
-        0,
+        1,
     );
     SequenceOutput {
         output,

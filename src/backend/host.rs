@@ -69,13 +69,13 @@ struct Work<T> {
     w_ih: Vec<T>,
     w_hh: Vec<T>,
     w_hr: Option<Vec<T>>,
-    /// State before each step, by time index: `[T, N, R]`.
+    /// State before each step: `[N, T, R]` (batch-major, like every per-step buffer here).
     h_prev: Vec<T>,
-    /// Activated gates: `[T, N, G*H]` (LSTM i f g o, GRU r z n, RNN h').
+    /// Activated gates: `[N, T, G*H]` (LSTM i f g o, GRU r z n, RNN h').
     acts: Vec<T>,
-    /// LSTM cell before each step: `[T, N, H]`.
+    /// LSTM cell before each step: `[N, T, H]`.
     c_prev: Vec<T>,
-    /// GRU `W_hn h + b_hn` at each step: `[T, N, H]`.
+    /// GRU `W_hn h + b_hn` at each step: `[N, T, H]`.
     hn: Vec<T>,
 }
 
@@ -290,7 +290,7 @@ fn forward_typed<B: Backend, T: Real>(
         lengths,
         reverse,
     } = args;
-    let [t_len, n, i] = input.dims();
+    let [n, t_len, i] = input.dims();
     let g = kind.gates();
     let h = weight_hh.dims()[0] / g;
     let r = weight_hh.dims()[1];
@@ -362,11 +362,13 @@ fn forward_typed<B: Backend, T: Real>(
     for s in 0..t_len {
         let t = if reverse { t_len - 1 - s } else { s };
         if save {
-            h_prev[t * n * r..(t + 1) * n * r].copy_from_slice(&hs);
+            for b in 0..n {
+                let row = b * t_len + t;
+                h_prev[row * r..(row + 1) * r].copy_from_slice(&hs[b * r..(b + 1) * r]);
+            }
         }
         matmul(n, gh, r, &mut gates_h, gh, false, (&hs, r, 1), (&w_hh, 1, r));
-        let acts_off = if save { t * n * gh } else { 0 };
-        let xp_t = &xp[t * n * gh..(t + 1) * n * gh];
+        let xp = &xp;
         let (acts_p, hnew_p, hs_p) = (
             Shared(acts.as_mut_ptr()),
             Shared(h_new.as_mut_ptr()),
@@ -380,10 +382,12 @@ fn forward_typed<B: Backend, T: Real>(
         let lengths = &lengths;
         for_rows(n, gh, |b| {
             let live = active(lengths, t, b);
-            let xr = &xp_t[b * gh..(b + 1) * gh];
+            // Row of (sequence b, step t) in the batch-major [N, T, ·] buffers.
+            let row = b * t_len + t;
+            let xr = &xp[row * gh..(row + 1) * gh];
             let hr = &gates_h[b * gh..(b + 1) * gh];
             // SAFETY: row b of each buffer is touched by this iteration only.
-            let a = unsafe { acts_p.slice(acts_off + b * gh, gh) };
+            let a = unsafe { acts_p.slice(if save { row * gh } else { b * gh }, gh) };
             let hn_row = unsafe { hnew_p.slice(b * h, h) };
             match kind {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -400,7 +404,7 @@ fn forward_typed<B: Backend, T: Real>(
                 CellKind::Lstm => {
                     let c = unsafe { cs_p.expect("LSTM cell").slice(b * h, h) };
                     if save {
-                        unsafe { cprev_p.slice(t * n * h + b * h, h) }.copy_from_slice(c);
+                        unsafe { cprev_p.slice(row * h, h) }.copy_from_slice(c);
                     }
                     let (ai, rest) = a.split_at_mut(h);
                     let (af, rest) = rest.split_at_mut(h);
@@ -421,7 +425,7 @@ fn forward_typed<B: Backend, T: Real>(
                     let hp = unsafe { hs_p.slice(b * r, r) };
                     let (ar, rest) = a.split_at_mut(h);
                     let (az, an) = rest.split_at_mut(h);
-                    let mut saved_lin = save.then(|| unsafe { hn_p.slice(t * n * h + b * h, h) });
+                    let mut saved_lin = save.then(|| unsafe { hn_p.slice(row * h, h) });
                     for j in 0..h {
                         ar[j] = (xr[j] + hr[j]).sigmoid();
                         az[j] = (xr[h + j] + hr[h + j]).sigmoid();
@@ -445,13 +449,14 @@ fn forward_typed<B: Backend, T: Real>(
             if active(&lengths, t, b) {
                 let row = &new_state[b * r..(b + 1) * r];
                 hs[b * r..(b + 1) * r].copy_from_slice(row);
-                out[(t * n + b) * r..(t * n + b + 1) * r].copy_from_slice(row);
+                let at = b * t_len + t;
+                out[at * r..(at + 1) * r].copy_from_slice(row);
             }
         }
     }
 
     let output = SequenceOutput {
-        output: tensor(out, [t_len, n, r], device),
+        output: tensor(out, [n, t_len, r], device),
         h_n: tensor(hs, [n, r], device),
         c_n: cs.map(|c| tensor(c, [n, h], device)),
     };
@@ -524,7 +529,7 @@ fn backward_typed<B: Backend, T: Real>(
         for b in 0..n {
             let live = active(&w.lengths, t, b);
             for j in 0..r {
-                let o = if live { d_out[(t * n + b) * r + j] } else { T::ZERO };
+                let o = if live { d_out[(b * t_len + t) * r + j] } else { T::ZERO };
                 dht[b * r + j] = dh[b * r + j] + o;
             }
         }
@@ -532,13 +537,14 @@ fn backward_typed<B: Backend, T: Real>(
             // h = m W_hrᵀ: dm = dh W_hr; rows that did not step get no gradient.
             for b in 0..n {
                 let live = active(&w.lengths, t, b);
-                let dst = &mut dht_all[(t * n + b) * p..(t * n + b + 1) * p];
+                let at = b * t_len + t;
+                let dst = &mut dht_all[at * p..(at + 1) * p];
                 if live {
                     dst.copy_from_slice(&dht[b * p..(b + 1) * p]);
                 }
             }
-            let dht_t = &dht_all[t * n * p..(t + 1) * n * p];
-            matmul(n, h, p, &mut dm, h, false, (dht_t, p, 1), (w_hr, h, 1));
+            // Rows of step t are T apart in the batch-major buffer.
+            matmul(n, h, p, &mut dm, h, false, (&dht_all[t * p..], t_len * p, 1), (w_hr, h, 1));
         }
         let dgates_p = Shared(dxp.as_mut_ptr());
         let dgh_p = Shared(dgh_gru.as_mut_ptr());
@@ -554,8 +560,9 @@ fn backward_typed<B: Backend, T: Real>(
                 // The state passed through unchanged: its gradient too (dh_row already holds it).
                 return;
             }
-            let a = &w.acts[(t * n + b) * gh..(t * n + b + 1) * gh];
-            let dg = unsafe { dgates_p.slice((t * n + b) * gh, gh) };
+            let row = b * t_len + t;
+            let a = &w.acts[row * gh..(row + 1) * gh];
+            let dg = unsafe { dgates_p.slice(row * gh, gh) };
             let dht_row = &dht[b * r..(b + 1) * r];
             match kind {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -574,9 +581,9 @@ fn backward_typed<B: Backend, T: Real>(
                 }
                 CellKind::Lstm => {
                     let dc_row = unsafe { dc_p.expect("LSTM cell").slice(b * h, h) };
-                    let cp = &w.c_prev[(t * n + b) * h..(t * n + b + 1) * h];
+                    let cp = &w.c_prev[row * h..(row + 1) * h];
                     let m_row = if p > 0 {
-                        Some(unsafe { m_p.slice((t * n + b) * h, h) })
+                        Some(unsafe { m_p.slice(row * h, h) })
                     } else {
                         None
                     };
@@ -605,9 +612,9 @@ fn backward_typed<B: Backend, T: Real>(
                     dh_row.fill(T::ZERO);
                 }
                 CellKind::Gru => {
-                    let dgh = unsafe { dgh_p.slice((t * n + b) * gh, gh) };
-                    let hp = &w.h_prev[(t * n + b) * r..(t * n + b + 1) * r];
-                    let hl = &w.hn[(t * n + b) * h..(t * n + b + 1) * h];
+                    let dgh = unsafe { dgh_p.slice(row * gh, gh) };
+                    let hp = &w.h_prev[row * r..(row + 1) * r];
+                    let hl = &w.hn[row * h..(row + 1) * h];
                     let (ar, rest) = a.split_at(h);
                     let (az, an) = rest.split_at(h);
                     for j in 0..h {
@@ -631,12 +638,9 @@ fn backward_typed<B: Backend, T: Real>(
             }
         });
         // dh_prev += dgates_h W_hh
-        let dgh_t = if kind == CellKind::Gru {
-            &dgh_gru[t * n * gh..(t + 1) * n * gh]
-        } else {
-            &dxp[t * n * gh..(t + 1) * n * gh]
-        };
-        matmul(n, r, gh, &mut dh, r, true, (dgh_t, gh, 1), (&w.w_hh, r, 1));
+        // Rows of step t are T apart in the batch-major buffers.
+        let dgh_t = if kind == CellKind::Gru { &dgh_gru[t * gh..] } else { &dxp[t * gh..] };
+        matmul(n, r, gh, &mut dh, r, true, (dgh_t, t_len * gh, 1), (&w.w_hh, r, 1));
     }
 
     let rows = t_len * n;
@@ -657,7 +661,7 @@ fn backward_typed<B: Backend, T: Real>(
     let d_input = grads.need_input.then(|| {
         let mut dx = vec![T::ZERO; rows * i];
         matmul(rows, i, gh, &mut dx, i, false, (&dxp, gh, 1), (&w.w_ih, i, 1));
-        tensor::<B, 3, T>(dx, [t_len, n, i], device)
+        tensor::<B, 3, T>(dx, [n, t_len, i], device)
     });
     let d_w_hr = (p > 0).then(|| {
         let mut dw = vec![T::ZERO; p * h];

@@ -62,7 +62,7 @@ impl CellKind {
 /// # Shapes
 /// `T` time, `N` batch, `I` input, `H` hidden, `G` gates, `R` state size (`H`, or `P` with an LSTM
 /// projection).
-/// - `input`: `[T, N, I]` (time-major)
+/// - `input`: `[N, T, I]` (batch-major)
 /// - `weight_ih`: `[G*H, I]`, `bias_ih`: `[G*H]`, `weight_hh`: `[G*H, R]`, `bias_hh`: `[G*H]`,
 ///   `weight_hr`: `[P, H]`
 /// - `h0`: `[N, R]`, `c0`: `[N, H]` (LSTM only)
@@ -71,7 +71,7 @@ impl CellKind {
 pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
     /// The cell.
     pub kind: CellKind,
-    /// Input sequence, time-major.
+    /// Input sequence, batch-major.
     pub input: Tensor<B, 3>,
     /// Input-to-hidden weights.
     pub weight_ih: Tensor<B, 2>,
@@ -96,7 +96,7 @@ pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
 /// What [`Backend::recurrent_sequence`] returns.
 ///
 /// # Shapes
-/// - `output`: `[T, N, R]`, zero at padded steps
+/// - `output`: `[N, T, R]`, zero at padded steps
 /// - `h_n`: `[N, R]`, `c_n`: `[N, H]` (LSTM), the state at each sequence's last real step
 #[derive(Clone, Debug)]
 pub struct SequenceOutput<B: burn::tensor::backend::Backend> {
@@ -111,7 +111,7 @@ pub struct SequenceOutput<B: burn::tensor::backend::Backend> {
 /// Gradients of a loss with respect to a [`SequenceOutput`], the input of the backward pass.
 #[derive(Clone, Debug)]
 pub struct SequenceOutputGrads<B: burn::tensor::backend::Backend> {
-    /// `[T, N, R]`.
+    /// `[N, T, R]`.
     pub output: Tensor<B, 3>,
     /// `[N, R]`.
     pub h_n: Tensor<B, 2>,

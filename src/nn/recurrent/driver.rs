@@ -189,12 +189,8 @@ impl StackSpec {
             None => Tensor::zeros([batch, size], &device),
         };
 
-        // [T, N, features] from here on: each step's batch is contiguous for the kernels.
-        let mut x = if self.batch_first {
-            input.swap_dims(0, 1)
-        } else {
-            input
-        };
+        // [N, T, features] from here on (the kernels' layout).
+        let mut x = if self.batch_first { input } else { input.swap_dims(0, 1) };
         let mut h_n = Vec::with_capacity(cells_n);
         let mut c_n = Vec::with_capacity(cells_n);
         for layer in 0..self.num_layers {
@@ -219,14 +215,14 @@ impl StackSpec {
                 h_n.push(run.h_n);
                 c_n.extend(run.c_n);
             }
-            // D x [T, N, R] -> [T, N, D*R]
+            // D x [N, T, R] -> [N, T, D*R]
             x = Tensor::cat(outputs, 2);
             // PyTorch applies dropout to the outputs of every layer but the last.
             if layer + 1 < self.num_layers {
                 x = dropout.forward(x);
             }
         }
-        let output = if self.batch_first { x.swap_dims(0, 1) } else { x };
+        let output = if self.batch_first { x } else { x.swap_dims(0, 1) };
         // cells x [batch, size] -> [cells, batch, size]
         let h_n = Tensor::stack::<3>(h_n, 0);
         let c_n = is_lstm.then(|| Tensor::stack::<3>(c_n, 0));
