@@ -16,9 +16,18 @@ fn run<B: AutodiffBackend + ember_lm::Backend>(kind: &str, dims: &[usize]) {
     let device = B::Device::default();
     let [b, t, i, h, l, steps] = dims.try_into().expect("six sizes");
     let x = Tensor::<B, 3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);
-    let lstm = LstmConfig::new(i, h).with_num_layers(l).init::<B>(&device).unwrap();
-    let gru = GruConfig::new(i, h).with_num_layers(l).init::<B>(&device).unwrap();
-    let rnn = RnnConfig::new(i, h).with_num_layers(l).init::<B>(&device).unwrap();
+    let lstm = LstmConfig::new(i, h)
+        .with_num_layers(l)
+        .init::<B>(&device)
+        .unwrap();
+    let gru = GruConfig::new(i, h)
+        .with_num_layers(l)
+        .init::<B>(&device)
+        .unwrap();
+    let rnn = RnnConfig::new(i, h)
+        .with_num_layers(l)
+        .init::<B>(&device)
+        .unwrap();
     for _ in 0..steps {
         let out = match kind {
             "lstm" => lstm.forward(x.clone(), None).unwrap().0,
@@ -31,7 +40,10 @@ fn run<B: AutodiffBackend + ember_lm::Backend>(kind: &str, dims: &[usize]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if args.len() < 8 {
         eprintln!("usage: peak_memory KIND BACKEND B T I H LAYERS STEPS");
         return;

@@ -63,7 +63,10 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
     let projections: Vec<Tensor<B, 2>> = if B::ad_enabled(&device) {
         (0..time)
             .map(|t| {
-                let x = input.clone().slice([0..batch, t..t + 1]).reshape([batch, features]);
+                let x = input
+                    .clone()
+                    .slice([0..batch, t..t + 1])
+                    .reshape([batch, features]);
                 add(x.matmul(w_ih.clone()), &b_x)
             })
             .collect()

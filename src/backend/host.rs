@@ -158,6 +158,7 @@ fn matmul<T: Real>(
     accumulate: bool,
     lhs: (&[T], usize, usize),
     rhs: (&[T], usize, usize),
+    parallel: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -171,7 +172,7 @@ fn matmul<T: Real>(
         return;
     }
     assert!(dst.len() >= (m - 1) * ldd + n, "gemm destination too small");
-    let parallelism = if m * n * k >= 1 << 18 {
+    let parallelism = if parallel && m * n * k >= 1 << 18 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
@@ -203,17 +204,21 @@ fn matmul<T: Real>(
     }
 }
 
-/// Runs `f(row)` for every batch row, in parallel when the per-step work is large enough to pay
-/// for it. Rows touch disjoint parts of the buffers.
-fn for_rows(rows: usize, work_per_row: usize, f: impl Fn(usize) + Sync + Send) {
-    if rows * work_per_row >= 1 << 14 && rows > 1 {
-        (0..rows).into_par_iter().for_each(f);
-    } else {
-        (0..rows).for_each(f);
+/// Splits the batch into one shard per thread when the recurrence is large enough to pay for it,
+/// and runs `f` on each shard's row range.
+fn for_shards(rows: usize, work_per_row: usize, f: impl Fn(std::ops::Range<usize>) + Sync + Send) {
+    let threads = rayon::current_num_threads().min(rows);
+    if threads < 2 || rows * work_per_row < 1 << 20 {
+        f(0..rows);
+        return;
     }
+    let per = rows.div_ceil(threads);
+    (0..threads)
+        .into_par_iter()
+        .for_each(|s| f(s * per..((s + 1) * per).min(rows)));
 }
 
-/// A raw pointer that rows of a parallel loop may share (each writes its own rows only).
+/// A raw pointer that shards of a parallel loop may share (each writes its own rows only).
 #[derive(Clone, Copy)]
 struct Shared<T>(*mut T);
 unsafe impl<T> Send for Shared<T> {}
@@ -226,8 +231,344 @@ impl<T> Shared<T> {
     }
 }
 
-fn active(lengths: &Option<Vec<usize>>, t: usize, b: usize) -> bool {
-    lengths.as_ref().is_none_or(|l| t < l[b])
+/// What every shard of one layer-direction shares.
+struct Ctx<'a> {
+    kind: CellKind,
+    reverse: bool,
+    lengths: Option<&'a [usize]>,
+    d: Dims,
+}
+
+impl Ctx<'_> {
+    fn live(&self, t: usize, b: usize) -> bool {
+        self.lengths.is_none_or(|l| t < l[b])
+    }
+
+    fn time(&self, s: usize) -> usize {
+        if self.reverse { self.d.t - 1 - s } else { s }
+    }
+}
+
+/// The forward pass's output buffers (batch-major `[N, T, ·]`, or `[N, ·]` for states).
+#[derive(Clone, Copy)]
+struct FwdBufs<T> {
+    out: Shared<T>,
+    acts: Shared<T>,
+    h_prev: Shared<T>,
+    c_prev: Shared<T>,
+    hn: Shared<T>,
+    hs: Shared<T>,
+    cs: Option<Shared<T>>,
+}
+
+/// One shard of the forward pass: rows `rows` of the batch over every step.
+///
+/// # Safety
+/// No other thread touches rows `rows` of the buffers in `bufs`, which are sized for `ctx.d`.
+unsafe fn forward_shard<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    save: bool,
+    xp: &[T],
+    (w_hh, w_hr, b_hn): (&[T], Option<&[T]>, &[T]),
+    bufs: FwdBufs<T>,
+) {
+    let Dims {
+        t: t_len, h, r, p, ..
+    } = ctx.d;
+    let gh = ctx.d.gh();
+    let (b0, nb) = (rows.start, rows.len());
+    let hs = unsafe { bufs.hs.slice(b0 * r, nb * r) };
+    let mut cs = bufs.cs.map(|c| unsafe { c.slice(b0 * h, nb * h) });
+    let mut gates_h = vec![T::ZERO; nb * gh]; // h W_hhᵀ of the current step
+    let mut h_new = vec![T::ZERO; nb * h]; // new hidden (before the projection)
+    let mut projected = vec![T::ZERO; nb * p];
+    let mut scratch_acts = vec![T::ZERO; if save { 0 } else { nb * gh }];
+    let mut scratch_lin = vec![T::ZERO; if ctx.kind == CellKind::Gru { h } else { 0 }];
+    for s in 0..t_len {
+        let t = ctx.time(s);
+        matmul(
+            nb,
+            gh,
+            r,
+            &mut gates_h,
+            gh,
+            false,
+            (hs, r, 1),
+            (w_hh, 1, r),
+            false,
+        );
+        for bi in 0..nb {
+            let b = b0 + bi;
+            // Row of (sequence b, step t) in the batch-major [N, T, ·] buffers.
+            let row = b * t_len + t;
+            let live = ctx.live(t, b);
+            let hp = &mut hs[bi * r..(bi + 1) * r];
+            if save {
+                unsafe { bufs.h_prev.slice(row * r, r) }.copy_from_slice(hp);
+            }
+            let xr = &xp[row * gh..(row + 1) * gh];
+            let hr = &gates_h[bi * gh..(bi + 1) * gh];
+            let a = if save {
+                unsafe { bufs.acts.slice(row * gh, gh) }
+            } else {
+                &mut scratch_acts[bi * gh..(bi + 1) * gh]
+            };
+            let hn_row = &mut h_new[bi * h..(bi + 1) * h];
+            match ctx.kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    add_into(a, xr, hr);
+                    if ctx.kind == CellKind::RnnTanh {
+                        a.iter_mut().for_each(|v| *v = v.tanh());
+                    } else {
+                        a.iter_mut().for_each(|v| *v = v.relu());
+                    }
+                    hn_row.copy_from_slice(a);
+                }
+                CellKind::Lstm => {
+                    let c = &mut cs.as_mut().expect("LSTM cell")[bi * h..(bi + 1) * h];
+                    if save {
+                        unsafe { bufs.c_prev.slice(row * h, h) }.copy_from_slice(c);
+                    }
+                    add_into(a, xr, hr);
+                    let (ai, rest) = a.split_at_mut(h);
+                    let (af, rest) = rest.split_at_mut(h);
+                    let (ag, ao) = rest.split_at_mut(h);
+                    ai.iter_mut().for_each(|v| *v = v.sigmoid());
+                    af.iter_mut().for_each(|v| *v = v.sigmoid());
+                    ag.iter_mut().for_each(|v| *v = v.tanh());
+                    ao.iter_mut().for_each(|v| *v = v.sigmoid());
+                    let (ai, af, ag, ao, c, hn_row) = (
+                        &ai[..h],
+                        &af[..h],
+                        &ag[..h],
+                        &ao[..h],
+                        &mut c[..h],
+                        &mut hn_row[..h],
+                    );
+                    for j in 0..h {
+                        let c_new = af[j] * c[j] + ai[j] * ag[j];
+                        hn_row[j] = ao[j] * c_new.tanh();
+                        if live {
+                            c[j] = c_new;
+                        }
+                    }
+                }
+                CellKind::Gru => {
+                    let lin = if save {
+                        unsafe { bufs.hn.slice(row * h, h) }
+                    } else {
+                        &mut scratch_lin[..]
+                    };
+                    let (ar, rest) = a.split_at_mut(h);
+                    let (az, an) = rest.split_at_mut(h);
+                    add_into(ar, &xr[..h], &hr[..h]);
+                    add_into(az, &xr[h..2 * h], &hr[h..2 * h]);
+                    ar.iter_mut().for_each(|v| *v = v.sigmoid());
+                    az.iter_mut().for_each(|v| *v = v.sigmoid());
+                    add_into(lin, &hr[2 * h..], b_hn);
+                    let xn = &xr[2 * h..3 * h];
+                    let (ar, az, an, lin, hp, hn_row) = (
+                        &ar[..h],
+                        &az[..h],
+                        &mut an[..h],
+                        &lin[..h],
+                        &hp[..h],
+                        &mut hn_row[..h],
+                    );
+                    for j in 0..h {
+                        an[j] = (xn[j] + ar[j] * lin[j]).tanh();
+                        hn_row[j] = an[j] + az[j] * (hp[j] - an[j]);
+                    }
+                }
+            }
+        }
+        let new_state: &[T] = if let Some(w_hr) = w_hr {
+            matmul(
+                nb,
+                p,
+                h,
+                &mut projected,
+                p,
+                false,
+                (&h_new, h, 1),
+                (w_hr, 1, h),
+                false,
+            );
+            &projected
+        } else {
+            &h_new
+        };
+        for bi in 0..nb {
+            let b = b0 + bi;
+            if ctx.live(t, b) {
+                let src = &new_state[bi * r..(bi + 1) * r];
+                hs[bi * r..(bi + 1) * r].copy_from_slice(src);
+                unsafe { bufs.out.slice((b * t_len + t) * r, r) }.copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// `dst = a + b`, elementwise.
+#[inline(always)]
+fn add_into<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+        *d = *x + *y;
+    }
+}
+
+/// The backward pass's buffers (batch-major `[N, T, ·]`, or `[N, ·]` for state gradients).
+#[derive(Clone, Copy)]
+struct BwdBufs<T> {
+    dxp: Shared<T>,
+    dgh: Shared<T>,
+    dht_all: Shared<T>,
+    m_all: Shared<T>,
+    dh: Shared<T>,
+    dc: Option<Shared<T>>,
+}
+
+/// One shard of the backward pass: rows `rows` of the batch over every step, in reverse.
+///
+/// # Safety
+/// No other thread touches rows `rows` of the buffers in `bufs`, which are sized for `ctx.d`.
+unsafe fn backward_shard<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    w: &Work<T>,
+    d_out: &[T],
+    bufs: BwdBufs<T>,
+) {
+    let Dims {
+        t: t_len, h, r, p, ..
+    } = ctx.d;
+    let gh = ctx.d.gh();
+    let kind = ctx.kind;
+    let (b0, nb) = (rows.start, rows.len());
+    let dh = unsafe { bufs.dh.slice(b0 * r, nb * r) };
+    let mut dc = bufs.dc.map(|c| unsafe { c.slice(b0 * h, nb * h) });
+    let mut dht = vec![T::ZERO; nb * r]; // gradient w.r.t. the new state of this step
+    let mut dm = vec![T::ZERO; nb * h * usize::from(p > 0)];
+    // The shard's rows of the per-step gradients, whole, for the per-step GEMM.
+    let dg_all = unsafe { bufs.dxp.slice(b0 * t_len * gh, nb * t_len * gh) };
+    let mut dgh_all =
+        (kind == CellKind::Gru).then(|| unsafe { bufs.dgh.slice(b0 * t_len * gh, nb * t_len * gh) });
+    for s in (0..t_len).rev() {
+        let t = ctx.time(s);
+        for bi in 0..nb {
+            let b = b0 + bi;
+            let live = ctx.live(t, b);
+            let row = b * t_len + t;
+            for j in 0..r {
+                let o = if live { d_out[row * r + j] } else { T::ZERO };
+                dht[bi * r + j] = dh[bi * r + j] + o;
+            }
+            if p > 0 && live {
+                unsafe { bufs.dht_all.slice(row * p, p) }.copy_from_slice(&dht[bi * p..(bi + 1) * p]);
+            }
+        }
+        if let Some(w_hr) = &w.w_hr {
+            // h = m W_hrᵀ: dm = dh W_hr.
+            matmul(nb, h, p, &mut dm, h, false, (&dht, p, 1), (w_hr, h, 1), false);
+        }
+        for bi in 0..nb {
+            let b = b0 + bi;
+            if !ctx.live(t, b) {
+                // The state passed through unchanged, and so does its gradient (dh holds it).
+                continue;
+            }
+            let row = b * t_len + t;
+            let local = (bi * t_len + t) * gh;
+            let a = &w.acts[row * gh..(row + 1) * gh];
+            let dg = &mut dg_all[local..local + gh];
+            let dh_row = &mut dh[bi * r..(bi + 1) * r];
+            let dht_row = &dht[bi * r..(bi + 1) * r];
+            match kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    let (a, dg, dht_row) = (&a[..h], &mut dg[..h], &dht_row[..h]);
+                    for j in 0..h {
+                        let y = a[j];
+                        let deriv = if kind == CellKind::RnnTanh {
+                            T::ONE - y * y
+                        } else if y > T::ZERO {
+                            T::ONE
+                        } else {
+                            T::ZERO
+                        };
+                        dg[j] = dht_row[j] * deriv;
+                    }
+                    dh_row.fill(T::ZERO);
+                }
+                CellKind::Lstm => {
+                    let dc_row = &mut dc.as_mut().expect("LSTM cell")[bi * h..(bi + 1) * h];
+                    let cp = &w.c_prev[row * h..(row + 1) * h];
+                    let dm_row = if p > 0 { &dm[bi * h..(bi + 1) * h] } else { dht_row };
+                    let (ai, af, ag, ao) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..4 * h]);
+                    let (dgi, rest) = dg.split_at_mut(h);
+                    let (dgf, rest) = rest.split_at_mut(h);
+                    let (dgg, dgo) = rest.split_at_mut(h);
+                    let (dgi, dgf, dgg, dgo) = (&mut dgi[..h], &mut dgf[..h], &mut dgg[..h], &mut dgo[..h]);
+                    let (cp, dm_row, dc_row) = (&cp[..h], &dm_row[..h], &mut dc_row[..h]);
+                    for j in 0..h {
+                        let (iv, fv, gv, ov) = (ai[j], af[j], ag[j], ao[j]);
+                        let tc = (fv * cp[j] + iv * gv).tanh();
+                        let dmj = dm_row[j];
+                        let dcn = dc_row[j] + dmj * ov * (T::ONE - tc * tc);
+                        dgi[j] = dcn * gv * iv * (T::ONE - iv);
+                        dgf[j] = dcn * cp[j] * fv * (T::ONE - fv);
+                        dgg[j] = dcn * iv * (T::ONE - gv * gv);
+                        dgo[j] = dmj * tc * ov * (T::ONE - ov);
+                        dc_row[j] = dcn * fv;
+                    }
+                    if p > 0 {
+                        let m_row = unsafe { bufs.m_all.slice(row * h, h) };
+                        for j in 0..h {
+                            m_row[j] = ao[j] * (af[j] * cp[j] + ai[j] * ag[j]).tanh();
+                        }
+                    }
+                    dh_row.fill(T::ZERO);
+                }
+                CellKind::Gru => {
+                    let dgh = &mut dgh_all.as_mut().expect("GRU")[local..local + gh];
+                    let hp = &w.h_prev[row * r..(row + 1) * r];
+                    let hl = &w.hn[row * h..(row + 1) * h];
+                    let (ar, az, an) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h]);
+                    let (hp, hl, dht_row, dh_row) = (&hp[..h], &hl[..h], &dht_row[..h], &mut dh_row[..h]);
+                    for j in 0..h {
+                        let (rv, zv, nv) = (ar[j], az[j], an[j]);
+                        let d = dht_row[j];
+                        let dnp = d * (T::ONE - zv) * (T::ONE - nv * nv);
+                        let drp = dnp * hl[j] * rv * (T::ONE - rv);
+                        let dzp = d * (hp[j] - nv) * zv * (T::ONE - zv);
+                        dg[j] = drp;
+                        dg[h + j] = dzp;
+                        dg[2 * h + j] = dnp;
+                        dgh[j] = drp;
+                        dgh[h + j] = dzp;
+                        dgh[2 * h + j] = dnp * rv;
+                        dh_row[j] = d * zv;
+                    }
+                }
+            }
+        }
+        // dh_prev += dgates_h W_hh; rows of step t are T apart in the shard's buffers.
+        let src: &[T] = match &dgh_all {
+            Some(dgh) => &dgh[t * gh..],
+            None => &dg_all[t * gh..],
+        };
+        matmul(
+            nb,
+            r,
+            gh,
+            dh,
+            r,
+            true,
+            (src, t_len * gh, 1),
+            (&w.w_hh, r, 1),
+            false,
+        );
+    }
 }
 
 fn to_vec<B: Backend, const D: usize, T: Real>(t: Tensor<B, D>) -> Vec<T> {
@@ -319,7 +660,17 @@ fn forward_typed<B: Backend, T: Real>(
 
     // xp = x W_ihᵀ + b_ih (+ b_hh, except GRU's n part, which sits inside r ⊙ (W_hn h + b_hn)).
     let mut xp = vec![T::ZERO; t_len * n * gh];
-    matmul(t_len * n, gh, i, &mut xp, gh, false, (&x, i, 1), (&w_ih, 1, i));
+    matmul(
+        t_len * n,
+        gh,
+        i,
+        &mut xp,
+        gh,
+        false,
+        (&x, i, 1),
+        (&w_ih, 1, i),
+        true,
+    );
     let mut bias = vec![T::ZERO; gh];
     let mut b_hn = vec![T::ZERO; h];
     if let (Some(bi), Some(bh)) = (&b_ih, &b_hh) {
@@ -338,122 +689,47 @@ fn forward_typed<B: Backend, T: Real>(
             .for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += *b));
     }
 
-    let mut out = vec![T::ZERO; t_len * n * r];
-    let mut acts = vec![T::ZERO; if save { t_len * n * gh } else { n * gh }];
-    let mut h_prev = if save {
-        vec![T::ZERO; t_len * n * r]
-    } else {
-        Vec::new()
-    };
-    let mut c_prev = if save && kind == CellKind::Lstm {
-        vec![T::ZERO; t_len * n * h]
-    } else {
-        Vec::new()
-    };
-    let mut hn_all = if save && kind == CellKind::Gru {
-        vec![T::ZERO; t_len * n * h]
-    } else {
-        Vec::new()
-    };
-    let mut gates_h = vec![T::ZERO; n * gh]; // h W_hhᵀ of the current step
-    let mut h_new = vec![T::ZERO; n * h]; // new hidden (before the projection)
-    let mut projected = vec![T::ZERO; if p > 0 { n * p } else { 0 }];
-
-    for s in 0..t_len {
-        let t = if reverse { t_len - 1 - s } else { s };
-        if save {
-            for b in 0..n {
-                let row = b * t_len + t;
-                h_prev[row * r..(row + 1) * r].copy_from_slice(&hs[b * r..(b + 1) * r]);
-            }
-        }
-        matmul(n, gh, r, &mut gates_h, gh, false, (&hs, r, 1), (&w_hh, 1, r));
-        let xp = &xp;
-        let (acts_p, hnew_p, hs_p) = (
-            Shared(acts.as_mut_ptr()),
-            Shared(h_new.as_mut_ptr()),
-            Shared(hs.as_mut_ptr()),
-        );
-        let cs_p = cs.as_mut().map(|c| Shared(c.as_mut_ptr()));
-        let cprev_p = Shared(c_prev.as_mut_ptr());
-        let hn_p = Shared(hn_all.as_mut_ptr());
-        let gates_h = &gates_h;
-        let b_hn = &b_hn;
-        let lengths = &lengths;
-        for_rows(n, gh, |b| {
-            let live = active(lengths, t, b);
-            // Row of (sequence b, step t) in the batch-major [N, T, ·] buffers.
-            let row = b * t_len + t;
-            let xr = &xp[row * gh..(row + 1) * gh];
-            let hr = &gates_h[b * gh..(b + 1) * gh];
-            // SAFETY: row b of each buffer is touched by this iteration only.
-            let a = unsafe { acts_p.slice(if save { row * gh } else { b * gh }, gh) };
-            let hn_row = unsafe { hnew_p.slice(b * h, h) };
-            match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    for j in 0..h {
-                        let v = xr[j] + hr[j];
-                        a[j] = if kind == CellKind::RnnTanh {
-                            v.tanh()
-                        } else {
-                            v.relu()
-                        };
-                    }
-                    hn_row.copy_from_slice(&a[..h]);
-                }
-                CellKind::Lstm => {
-                    let c = unsafe { cs_p.expect("LSTM cell").slice(b * h, h) };
-                    if save {
-                        unsafe { cprev_p.slice(row * h, h) }.copy_from_slice(c);
-                    }
-                    let (ai, rest) = a.split_at_mut(h);
-                    let (af, rest) = rest.split_at_mut(h);
-                    let (ag, ao) = rest.split_at_mut(h);
-                    for j in 0..h {
-                        ai[j] = (xr[j] + hr[j]).sigmoid();
-                        af[j] = (xr[h + j] + hr[h + j]).sigmoid();
-                        ag[j] = (xr[2 * h + j] + hr[2 * h + j]).tanh();
-                        ao[j] = (xr[3 * h + j] + hr[3 * h + j]).sigmoid();
-                        let c_new = af[j] * c[j] + ai[j] * ag[j];
-                        hn_row[j] = ao[j] * c_new.tanh();
-                        if live {
-                            c[j] = c_new;
-                        }
-                    }
-                }
-                CellKind::Gru => {
-                    let hp = unsafe { hs_p.slice(b * r, r) };
-                    let (ar, rest) = a.split_at_mut(h);
-                    let (az, an) = rest.split_at_mut(h);
-                    let mut saved_lin = save.then(|| unsafe { hn_p.slice(row * h, h) });
-                    for j in 0..h {
-                        ar[j] = (xr[j] + hr[j]).sigmoid();
-                        az[j] = (xr[h + j] + hr[h + j]).sigmoid();
-                        let lin = hr[2 * h + j] + b_hn[j];
-                        an[j] = (xr[2 * h + j] + ar[j] * lin).tanh();
-                        hn_row[j] = an[j] + az[j] * (hp[j] - an[j]);
-                        if let Some(saved) = saved_lin.as_mut() {
-                            saved[j] = lin;
-                        }
-                    }
-                }
-            }
-        });
-        let new_state: &[T] = if let Some(w_hr) = &w_hr {
-            matmul(n, p, h, &mut projected, p, false, (&h_new, h, 1), (w_hr, 1, h));
-            &projected
+    let mut out = vec![T::ZERO; n * t_len * r];
+    let mut acts = vec![T::ZERO; if save { n * t_len * gh } else { 0 }];
+    let mut h_prev = vec![T::ZERO; if save { n * t_len * r } else { 0 }];
+    let mut c_prev = vec![
+        T::ZERO;
+        if save && kind == CellKind::Lstm {
+            n * t_len * h
         } else {
-            &h_new
-        };
-        for b in 0..n {
-            if active(&lengths, t, b) {
-                let row = &new_state[b * r..(b + 1) * r];
-                hs[b * r..(b + 1) * r].copy_from_slice(row);
-                let at = b * t_len + t;
-                out[at * r..(at + 1) * r].copy_from_slice(row);
-            }
+            0
         }
-    }
+    ];
+    let mut hn_all = vec![
+        T::ZERO;
+        if save && kind == CellKind::Gru {
+            n * t_len * h
+        } else {
+            0
+        }
+    ];
+    let bufs = FwdBufs {
+        out: Shared(out.as_mut_ptr()),
+        acts: Shared(acts.as_mut_ptr()),
+        h_prev: Shared(h_prev.as_mut_ptr()),
+        c_prev: Shared(c_prev.as_mut_ptr()),
+        hn: Shared(hn_all.as_mut_ptr()),
+        hs: Shared(hs.as_mut_ptr()),
+        cs: cs.as_mut().map(|c| Shared(c.as_mut_ptr())),
+    };
+    let ctx = Ctx {
+        kind,
+        reverse,
+        lengths: lengths.as_deref(),
+        d,
+    };
+    let weights = (&w_hh[..], w_hr.as_deref(), &b_hn[..]);
+    // Sequences are independent: each shard of the batch runs the whole recurrence on its own
+    // rows, with no synchronisation between steps.
+    for_shards(n, t_len * gh * r, |rows| {
+        // SAFETY: shards own disjoint rows of every buffer.
+        unsafe { forward_shard(&ctx, rows, save, &xp, weights, bufs) }
+    });
 
     let output = SequenceOutput {
         output: tensor(out, [n, t_len, r], device),
@@ -513,135 +789,28 @@ fn backward_typed<B: Backend, T: Real>(
     }
 
     // Gradient of the pre-activation gates, w.r.t. xp (and, except GRU's n part, w.r.t. h W_hhᵀ).
-    let mut dxp = vec![T::ZERO; t_len * n * gh];
-    let mut dgh_gru = if kind == CellKind::Gru {
-        vec![T::ZERO; t_len * n * gh]
-    } else {
-        Vec::new()
+    let mut dxp = vec![T::ZERO; n * t_len * gh];
+    let mut dgh_gru = vec![T::ZERO; if kind == CellKind::Gru { n * t_len * gh } else { 0 }];
+    let mut dht_all = vec![T::ZERO; n * t_len * p];
+    let mut m_all = vec![T::ZERO; n * t_len * h * usize::from(p > 0)];
+    let bufs = BwdBufs {
+        dxp: Shared(dxp.as_mut_ptr()),
+        dgh: Shared(dgh_gru.as_mut_ptr()),
+        dht_all: Shared(dht_all.as_mut_ptr()),
+        m_all: Shared(m_all.as_mut_ptr()),
+        dh: Shared(dh.as_mut_ptr()),
+        dc: dc.as_mut().map(|c| Shared(c.as_mut_ptr())),
     };
-    let mut dht = vec![T::ZERO; n * r]; // gradient w.r.t. the new state of this step
-    let mut dm = vec![T::ZERO; if p > 0 { n * h } else { 0 }];
-    let mut dht_all = vec![T::ZERO; if p > 0 { t_len * n * p } else { 0 }];
-    let mut m_all = vec![T::ZERO; if p > 0 { t_len * n * h } else { 0 }];
-
-    for s in (0..t_len).rev() {
-        let t = if w.reverse { t_len - 1 - s } else { s };
-        for b in 0..n {
-            let live = active(&w.lengths, t, b);
-            for j in 0..r {
-                let o = if live { d_out[(b * t_len + t) * r + j] } else { T::ZERO };
-                dht[b * r + j] = dh[b * r + j] + o;
-            }
-        }
-        if let Some(w_hr) = &w.w_hr {
-            // h = m W_hrᵀ: dm = dh W_hr; rows that did not step get no gradient.
-            for b in 0..n {
-                let live = active(&w.lengths, t, b);
-                let at = b * t_len + t;
-                let dst = &mut dht_all[at * p..(at + 1) * p];
-                if live {
-                    dst.copy_from_slice(&dht[b * p..(b + 1) * p]);
-                }
-            }
-            // Rows of step t are T apart in the batch-major buffer.
-            matmul(n, h, p, &mut dm, h, false, (&dht_all[t * p..], t_len * p, 1), (w_hr, h, 1));
-        }
-        let dgates_p = Shared(dxp.as_mut_ptr());
-        let dgh_p = Shared(dgh_gru.as_mut_ptr());
-        let dh_p = Shared(dh.as_mut_ptr());
-        let dc_p = dc.as_mut().map(|c| Shared(c.as_mut_ptr()));
-        let m_p = Shared(m_all.as_mut_ptr());
-        let (dht, dm) = (&dht, &dm);
-        for_rows(n, gh, |b| {
-            let live = active(&w.lengths, t, b);
-            // SAFETY: row b of each buffer is touched by this iteration only.
-            let dh_row = unsafe { dh_p.slice(b * r, r) };
-            if !live {
-                // The state passed through unchanged: its gradient too (dh_row already holds it).
-                return;
-            }
-            let row = b * t_len + t;
-            let a = &w.acts[row * gh..(row + 1) * gh];
-            let dg = unsafe { dgates_p.slice(row * gh, gh) };
-            let dht_row = &dht[b * r..(b + 1) * r];
-            match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    for j in 0..h {
-                        let y = a[j];
-                        let deriv = if kind == CellKind::RnnTanh {
-                            T::ONE - y * y
-                        } else if y > T::ZERO {
-                            T::ONE
-                        } else {
-                            T::ZERO
-                        };
-                        dg[j] = dht_row[j] * deriv;
-                    }
-                    dh_row.fill(T::ZERO);
-                }
-                CellKind::Lstm => {
-                    let dc_row = unsafe { dc_p.expect("LSTM cell").slice(b * h, h) };
-                    let cp = &w.c_prev[row * h..(row + 1) * h];
-                    let m_row = if p > 0 {
-                        Some(unsafe { m_p.slice(row * h, h) })
-                    } else {
-                        None
-                    };
-                    let dm_row = if p > 0 { &dm[b * h..(b + 1) * h] } else { dht_row };
-                    let (ai, rest) = a.split_at(h);
-                    let (af, rest) = rest.split_at(h);
-                    let (ag, ao) = rest.split_at(h);
-                    for j in 0..h {
-                        let (iv, fv, gv, ov) = (ai[j], af[j], ag[j], ao[j]);
-                        let c_new = fv * cp[j] + iv * gv;
-                        let tc = c_new.tanh();
-                        let dmj = dm_row[j];
-                        let dcn = dc_row[j] + dmj * ov * (T::ONE - tc * tc);
-                        dg[j] = dcn * gv * iv * (T::ONE - iv);
-                        dg[h + j] = dcn * cp[j] * fv * (T::ONE - fv);
-                        dg[2 * h + j] = dcn * iv * (T::ONE - gv * gv);
-                        dg[3 * h + j] = dmj * tc * ov * (T::ONE - ov);
-                        dc_row[j] = dcn * fv;
-                    }
-                    if let Some(m_row) = m_row {
-                        for j in 0..h {
-                            let c_new = af[j] * cp[j] + ai[j] * ag[j];
-                            m_row[j] = ao[j] * c_new.tanh();
-                        }
-                    }
-                    dh_row.fill(T::ZERO);
-                }
-                CellKind::Gru => {
-                    let dgh = unsafe { dgh_p.slice(row * gh, gh) };
-                    let hp = &w.h_prev[row * r..(row + 1) * r];
-                    let hl = &w.hn[row * h..(row + 1) * h];
-                    let (ar, rest) = a.split_at(h);
-                    let (az, an) = rest.split_at(h);
-                    for j in 0..h {
-                        let (rv, zv, nv) = (ar[j], az[j], an[j]);
-                        let d = dht_row[j];
-                        let dn = d * (T::ONE - zv);
-                        let dz = d * (hp[j] - nv);
-                        let dnp = dn * (T::ONE - nv * nv);
-                        let dr = dnp * hl[j];
-                        let drp = dr * rv * (T::ONE - rv);
-                        let dzp = dz * zv * (T::ONE - zv);
-                        dg[j] = drp;
-                        dg[h + j] = dzp;
-                        dg[2 * h + j] = dnp;
-                        dgh[j] = drp;
-                        dgh[h + j] = dzp;
-                        dgh[2 * h + j] = dnp * rv;
-                        dh_row[j] = d * zv;
-                    }
-                }
-            }
-        });
-        // dh_prev += dgates_h W_hh
-        // Rows of step t are T apart in the batch-major buffers.
-        let dgh_t = if kind == CellKind::Gru { &dgh_gru[t * gh..] } else { &dxp[t * gh..] };
-        matmul(n, r, gh, &mut dh, r, true, (dgh_t, t_len * gh, 1), (&w.w_hh, r, 1));
-    }
+    let ctx = Ctx {
+        kind,
+        reverse: w.reverse,
+        lengths: w.lengths.as_deref(),
+        d: w.dims,
+    };
+    for_shards(n, t_len * gh * r, |rows| {
+        // SAFETY: shards own disjoint rows of every buffer.
+        unsafe { backward_shard(&ctx, rows, w, &d_out, bufs) }
+    });
 
     let rows = t_len * n;
     let dgh_all = if kind == CellKind::Gru { &dgh_gru } else { &dxp };
@@ -655,17 +824,48 @@ fn backward_typed<B: Backend, T: Real>(
         false,
         (dgh_all, 1, gh),
         (&w.h_prev, r, 1),
+        true,
     );
     let mut d_w_ih = vec![T::ZERO; gh * i];
-    matmul(gh, i, rows, &mut d_w_ih, i, false, (&dxp, 1, gh), (&w.x, i, 1));
+    matmul(
+        gh,
+        i,
+        rows,
+        &mut d_w_ih,
+        i,
+        false,
+        (&dxp, 1, gh),
+        (&w.x, i, 1),
+        true,
+    );
     let d_input = grads.need_input.then(|| {
         let mut dx = vec![T::ZERO; rows * i];
-        matmul(rows, i, gh, &mut dx, i, false, (&dxp, gh, 1), (&w.w_ih, i, 1));
+        matmul(
+            rows,
+            i,
+            gh,
+            &mut dx,
+            i,
+            false,
+            (&dxp, gh, 1),
+            (&w.w_ih, i, 1),
+            true,
+        );
         tensor::<B, 3, T>(dx, [n, t_len, i], device)
     });
     let d_w_hr = (p > 0).then(|| {
         let mut dw = vec![T::ZERO; p * h];
-        matmul(p, h, rows, &mut dw, h, false, (&dht_all, 1, p), (&m_all, h, 1));
+        matmul(
+            p,
+            h,
+            rows,
+            &mut dw,
+            h,
+            false,
+            (&dht_all, 1, p),
+            (&m_all, h, 1),
+            true,
+        );
         tensor::<B, 2, T>(dw, [p, h], device)
     });
     let column_sums = |m: &[T]| {
@@ -689,5 +889,37 @@ fn backward_typed<B: Backend, T: Real>(
         weight_hr: d_w_hr,
         h0: tensor(dh, [n, r], device),
         c0: dc.map(|c| tensor(c, [n, h], device)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matmul;
+
+    /// The GEMM wrapper against a naive triple loop, in f64, with transposed operands and
+    /// accumulation, at sizes where gemm picks different kernels.
+    #[test]
+    fn matmul_matches_naive_loops() {
+        for &(m, n, k) in &[(3, 5, 7), (8, 160, 40), (16, 256, 64), (64, 64, 256)] {
+            let a: Vec<f64> = (0..m * k)
+                .map(|v| ((v * 7919 % 1000) as f64 / 500.0) - 1.0)
+                .collect();
+            let b: Vec<f64> = (0..k * n)
+                .map(|v| ((v * 104_729 % 1000) as f64 / 500.0) - 1.0)
+                .collect();
+            // lhs row-major [m, k]; rhs given as its transpose [n, k] (column stride k).
+            let mut dst = vec![0.5; m * n];
+            matmul(m, n, k, &mut dst, n, true, (&a, k, 1), (&b, 1, k), true);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = 0.5 + (0..k).map(|l| a[i * k + l] * b[j * k + l]).sum::<f64>();
+                    let got = dst[i * n + j];
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "({m},{n},{k})[{i},{j}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }

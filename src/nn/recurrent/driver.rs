@@ -190,7 +190,11 @@ impl StackSpec {
         };
 
         // [N, T, features] from here on (the kernels' layout).
-        let mut x = if self.batch_first { input } else { input.swap_dims(0, 1) };
+        let mut x = if self.batch_first {
+            input
+        } else {
+            input.swap_dims(0, 1)
+        };
         let mut h_n = Vec::with_capacity(cells_n);
         let mut c_n = Vec::with_capacity(cells_n);
         for layer in 0..self.num_layers {
