@@ -28,11 +28,11 @@ impl Packing {
         let Packing { t, n, r, c } = *self;
         let out_len = t * n * r;
         // [N*T*R | N*R | N*C] -> [N, T, R], [N, R], [N, C]
-        let output = packed.clone().slice([0..out_len]).reshape([n, t, r]);
-        let h_n = packed.clone().slice([out_len..out_len + n * r]).reshape([n, r]);
+        let output = packed.clone().slice(0..out_len).reshape([n, t, r]);
+        let h_n = packed.clone().slice(out_len..out_len + n * r).reshape([n, r]);
         let c_n = (c > 0).then(|| {
             packed
-                .slice([out_len + n * r..out_len + n * r + n * c])
+                .slice(out_len + n * r..out_len + n * r + n * c)
                 .reshape([n, c])
         });
         (output, h_n, c_n)

@@ -137,5 +137,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
 }
 
 fn chunk<B: Backend, const G: usize>(t: Tensor<B, 2>) -> [Tensor<B, 2>; G] {
-    t.chunk(G, 1).try_into().ok().expect("G equal gates")
+    t.chunk(G, 1)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("chunk(G) returns G tensors"))
 }

@@ -265,12 +265,13 @@ struct FwdBufs<T> {
 ///
 /// # Safety
 /// No other thread touches rows `rows` of the buffers in `bufs`, which are sized for `ctx.d`.
-unsafe fn forward_shard<T: Real>(
+#[inline(always)]
+unsafe fn forward_shard_body<T: Real>(
     ctx: &Ctx,
     rows: std::ops::Range<usize>,
     save: bool,
     xp: &[T],
-    (w_hh, w_hr, b_hn): (&[T], Option<&[T]>, &[T]),
+    (w_hh_t, w_hr_t, b_hn): (&[T], Option<&[T]>, &[T]),
     bufs: FwdBufs<T>,
 ) {
     let Dims {
@@ -295,7 +296,7 @@ unsafe fn forward_shard<T: Real>(
             gh,
             false,
             (hs, r, 1),
-            (w_hh, 1, r),
+            (w_hh_t, gh, 1),
             false,
         );
         for bi in 0..nb {
@@ -383,7 +384,7 @@ unsafe fn forward_shard<T: Real>(
                 }
             }
         }
-        let new_state: &[T] = if let Some(w_hr) = w_hr {
+        let new_state: &[T] = if let Some(w_hr_t) = w_hr_t {
             matmul(
                 nb,
                 p,
@@ -392,7 +393,7 @@ unsafe fn forward_shard<T: Real>(
                 p,
                 false,
                 (&h_new, h, 1),
-                (w_hr, 1, h),
+                (w_hr_t, p, 1),
                 false,
             );
             &projected
@@ -408,6 +409,88 @@ unsafe fn forward_shard<T: Real>(
             }
         }
     }
+}
+
+/// Runs one shard of the forward pass, with the gate arithmetic compiled for AVX2 and FMA when the
+/// CPU has them (the crate itself targets baseline x86-64).
+///
+/// # Safety
+/// As [`forward_shard_body`].
+unsafe fn forward_shard<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    save: bool,
+    xp: &[T],
+    weights: (&[T], Option<&[T]>, &[T]),
+    bufs: FwdBufs<T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features; the caller upholds the rest.
+        return unsafe { forward_shard_avx2(ctx, rows, save, xp, weights, bufs) };
+    }
+    unsafe { forward_shard_body(ctx, rows, save, xp, weights, bufs) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_shard_avx2<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    save: bool,
+    xp: &[T],
+    weights: (&[T], Option<&[T]>, &[T]),
+    bufs: FwdBufs<T>,
+) {
+    unsafe { forward_shard_body(ctx, rows, save, xp, weights, bufs) }
+}
+
+/// Runs one shard of the backward pass; see [`forward_shard`].
+///
+/// # Safety
+/// As [`backward_shard_body`].
+unsafe fn backward_shard<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    w: &Work<T>,
+    d_out: &[T],
+    bufs: BwdBufs<T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features; the caller upholds the rest.
+        return unsafe { backward_shard_avx2(ctx, rows, w, d_out, bufs) };
+    }
+    unsafe { backward_shard_body(ctx, rows, w, d_out, bufs) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_shard_avx2<T: Real>(
+    ctx: &Ctx,
+    rows: std::ops::Range<usize>,
+    w: &Work<T>,
+    d_out: &[T],
+    bufs: BwdBufs<T>,
+) {
+    unsafe { backward_shard_body(ctx, rows, w, d_out, bufs) }
+}
+
+/// The transpose of a row-major `[rows, cols]` matrix, row-major `[cols, rows]`, in 16×16 tiles
+/// so that both the reads and the writes stay in cache.
+fn transpose<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 16;
+    let mut out = vec![T::ZERO; rows * cols];
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(rows) {
+                for j in j0..(j0 + TILE).min(cols) {
+                    out[j * rows + i] = m[i * cols + j];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `dst = a + b`, elementwise.
@@ -433,7 +516,8 @@ struct BwdBufs<T> {
 ///
 /// # Safety
 /// No other thread touches rows `rows` of the buffers in `bufs`, which are sized for `ctx.d`.
-unsafe fn backward_shard<T: Real>(
+#[inline(always)]
+unsafe fn backward_shard_body<T: Real>(
     ctx: &Ctx,
     rows: std::ops::Range<usize>,
     w: &Work<T>,
@@ -723,7 +807,11 @@ fn forward_typed<B: Backend, T: Real>(
         lengths: lengths.as_deref(),
         d,
     };
-    let weights = (&w_hh[..], w_hr.as_deref(), &b_hn[..]);
+    // Transposed copies, [R, G*H] and [H, P] row-major: as GEMM right-hand sides in this layout
+    // they need no repacking, which otherwise copies the whole weight on every step.
+    let w_hh_t = transpose(&w_hh, gh, r);
+    let w_hr_t = w_hr.as_ref().map(|w| transpose(w, p, h));
+    let weights = (&w_hh_t[..], w_hr_t.as_deref(), &b_hn[..]);
     // Sequences are independent: each shard of the batch runs the whole recurrence on its own
     // rows, with no synchronisation between steps.
     for_shards(n, t_len * gh * r, |rows| {
@@ -736,7 +824,7 @@ fn forward_typed<B: Backend, T: Real>(
         h_n: tensor(hs, [n, r], device),
         c_n: cs.map(|c| tensor(c, [n, h], device)),
     };
-    let work = save.then(|| Work {
+    let work = save.then_some(Work {
         kind,
         reverse,
         lengths,

@@ -91,7 +91,7 @@ pub fn assert_close(what: &str, actual: TensorData, expected: TensorData, atol: 
     let mut worst: Option<(usize, f64)> = None;
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let excess = (x - y).abs() - (atol + rtol * y.abs());
-        if !(excess <= 0.0) && worst.is_none_or(|(_, w)| excess > w) {
+        if (excess.is_nan() || excess > 0.0) && worst.is_none_or(|(_, w)| excess > w) {
             worst = Some((i, excess));
         }
     }

@@ -185,7 +185,7 @@ impl StackSpec {
         let is_lstm = self.kind == CellKind::Lstm;
         let initial = |state: &Option<Tensor<B, 3>>, idx: usize, size: usize| match state {
             // [cells, batch, size] -> [batch, size]
-            Some(s) => s.clone().slice([idx..idx + 1]).reshape([batch, size]),
+            Some(s) => s.clone().slice(idx..idx + 1).reshape([batch, size]),
             None => Tensor::zeros([batch, size], &device),
         };
 
