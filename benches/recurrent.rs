@@ -102,13 +102,28 @@ fn bench_forward<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
             .with_num_layers(l)
             .init::<B>(&device)
             .unwrap();
-        group.bench_function(BenchmarkId::new("ember", id("lstm", shape)), |bench| {
-            bench.iter(|| {
-                let out = lstm.forward(x.clone(), None).unwrap().0;
-                B::sync(&device).ok();
-                out
-            })
-        });
+        let gru = GruConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        let rnn = RnnConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        let models: [(&str, &dyn Fn(Tensor<B, 3>) -> Tensor<B, 3>); 3] = [
+            ("lstm", &|x| lstm.forward(x, None).unwrap().0),
+            ("gru", &|x| gru.forward(x, None).unwrap().0),
+            ("rnn", &|x| rnn.forward(x, None).unwrap().0),
+        ];
+        for (kind, forward) in models {
+            group.bench_function(BenchmarkId::new("ember", id(kind, shape)), |bench| {
+                bench.iter(|| {
+                    let out = forward(x.clone());
+                    B::sync(&device).ok();
+                    out
+                })
+            });
+        }
     }
     group.finish();
 }
