@@ -655,8 +655,8 @@ unsafe fn backward_shard_body<T: Real>(
     }
 }
 
-fn to_vec<B: Backend, const D: usize, T: Real>(t: Tensor<B, D>) -> Vec<T> {
-    t.into_data()
+fn to_vec<B: super::Backend, const D: usize, T: Real>(t: Tensor<B, D>) -> Vec<T> {
+    B::host_data(t)
         .convert::<T>()
         .into_vec::<T>()
         .expect("converted to the kernel's float type")
@@ -671,7 +671,7 @@ fn tensor<B: Backend, const D: usize, T: Real>(
 }
 
 /// The fused forward pass; with `save`, also what [`backward`] needs.
-pub(crate) fn forward<B: Backend>(
+pub(crate) fn forward<B: super::Backend>(
     args: SequenceArgs<B>,
     save: bool,
 ) -> (SequenceOutput<B>, Option<SavedSequence<B>>) {
@@ -697,7 +697,7 @@ pub(crate) fn forward<B: Backend>(
     }
 }
 
-fn forward_typed<B: Backend, T: Real>(
+fn forward_typed<B: super::Backend, T: Real>(
     args: SequenceArgs<B>,
     save: bool,
     device: &B::Device,
@@ -843,7 +843,7 @@ fn forward_typed<B: Backend, T: Real>(
 }
 
 /// Backpropagation through time for a saved forward pass.
-pub(crate) fn backward<B: Backend>(
+pub(crate) fn backward<B: super::Backend>(
     saved: SavedSequence<B>,
     grads: SequenceOutputGrads<B>,
 ) -> SequenceGrads<B> {
@@ -853,7 +853,7 @@ pub(crate) fn backward<B: Backend>(
     }
 }
 
-fn backward_typed<B: Backend, T: Real>(
+fn backward_typed<B: super::Backend, T: Real>(
     w: &Work<T>,
     grads: SequenceOutputGrads<B>,
     device: &B::Device,

@@ -20,14 +20,52 @@ macro_rules! host_kernel {
     };
 }
 
+/// burn-ndarray's `into_data` copies an array whose buffer is shared (a parameter, or a tensor the
+/// autodiff graph keeps) element by element through a dynamic-rank iterator; reading the
+/// contiguous view is one `memcpy`.
+#[cfg(feature = "ndarray")]
+fn ndarray_host_data<B, const D: usize>(tensor: burn::tensor::Tensor<B, D>) -> burn::tensor::TensorData
+where
+    B: burn::tensor::backend::Backend<FloatTensorPrimitive = burn::backend::ndarray::NdArrayTensor>,
+{
+    use burn::backend::ndarray::NdArrayTensor;
+    use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+    let shape = tensor.dims().to_vec();
+    match tensor.into_primitive().tensor() {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            let values = view
+                .as_slice()
+                .map_or_else(|| view.iter().copied().collect(), <[f32]>::to_vec);
+            TensorData::new(values, shape)
+        }
+        NdArrayTensor::F64(storage) => {
+            let view = storage.view();
+            let values = view
+                .as_slice()
+                .map_or_else(|| view.iter().copied().collect(), <[f64]>::to_vec);
+            TensorData::new(values, shape)
+        }
+        other => Tensor::<B, D>::from_primitive(TensorPrimitive::Float(other)).into_data(),
+    }
+}
+
 #[cfg(feature = "ndarray")]
 impl super::Backend for burn::backend::NdArray<f32> {
     host_kernel!();
+
+    fn host_data<const D: usize>(tensor: burn::tensor::Tensor<Self, D>) -> burn::tensor::TensorData {
+        ndarray_host_data(tensor)
+    }
 }
 
 #[cfg(feature = "ndarray")]
 impl super::Backend for burn::backend::NdArray<f64> {
     host_kernel!();
+
+    fn host_data<const D: usize>(tensor: burn::tensor::Tensor<Self, D>) -> burn::tensor::TensorData {
+        ndarray_host_data(tensor)
+    }
 }
 
 #[cfg(feature = "flex")]

@@ -165,6 +165,13 @@ pub trait Backend: burn::tensor::backend::Backend {
         None
     }
 
+    /// Reads a float tensor back to host memory, for the host kernel. The default is
+    /// [`Tensor::into_data`]; a backend overrides it where that is slow (burn-ndarray copies a
+    /// shared array element by element).
+    fn host_data<const D: usize>(tensor: Tensor<Self, D>) -> burn::tensor::TensorData {
+        tensor.into_data()
+    }
+
     /// Backpropagation through time for a [`recurrent_sequence_saved`](Self::recurrent_sequence_saved)
     /// call: one loop over the steps in reverse, then one GEMM per weight gradient.
     fn recurrent_sequence_backward(
