@@ -28,7 +28,10 @@ fn dropout_between_layers_acts_only_while_training() {
     assert_eq!(c.to_data(), d.to_data(), "inference is deterministic");
 
     // A single layer has no "between layers": dropout must not touch its output.
-    let single = LstmConfig::new(3, 8).with_dropout(0.5).init::<Ad>(&device).unwrap();
+    let single = LstmConfig::new(3, 8)
+        .with_dropout(0.5)
+        .init::<Ad>(&device)
+        .unwrap();
     let (e, _) = single.forward(x.clone(), None).unwrap();
     let (f, _) = single.forward(x, None).unwrap();
     assert_eq!(e.to_data(), f.to_data(), "dropout only sits between layers");
@@ -37,7 +40,10 @@ fn dropout_between_layers_acts_only_while_training() {
 #[test]
 fn state_carried_across_calls_equals_one_long_call() {
     let device = Default::default();
-    let gru = GruConfig::new(4, 6).with_num_layers(2).init::<NdArray>(&device).unwrap();
+    let gru = GruConfig::new(4, 6)
+        .with_num_layers(2)
+        .init::<NdArray>(&device)
+        .unwrap();
     let x = Tensor::<NdArray, 3>::random([3, 10, 4], Distribution::Normal(0.0, 1.0), &device);
     let (whole, h_whole) = gru.forward(x.clone(), None).unwrap();
     let (first, h) = gru.forward(x.clone().slice([0..3, 0..6]), None).unwrap();

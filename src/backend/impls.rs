@@ -1,21 +1,20 @@
 //! Which backend runs the recurrence how.
 
 #[cfg(any(feature = "ndarray", feature = "flex"))]
-use super::{SavedSequence, SequenceArgs, SequenceOutput, host};
+use super::{SavedSequence, SequenceArgs, SequenceOutput, host_sequence, host_sequence_saved};
 
 /// The CPU backends run the fused host kernel.
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 macro_rules! host_kernel {
     () => {
         fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
-            host::forward(args, false).0
+            host_sequence(args)
         }
 
         fn recurrent_sequence_saved(
             args: SequenceArgs<Self>,
         ) -> Option<(SequenceOutput<Self>, SavedSequence<Self>)> {
-            let (out, saved) = host::forward(args, true);
-            Some((out, saved.expect("saved on request")))
+            Some(host_sequence_saved(args))
         }
     };
 }

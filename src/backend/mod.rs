@@ -18,7 +18,21 @@
 //! impl ember_lm::Backend for MyBackend {}
 //! ```
 //!
-//! A backend with a faster recurrence overrides [`Backend::recurrent_sequence`] (inference) and
+//! A CPU backend gets the fused kernel by delegating to [`host_sequence`] and
+//! [`host_sequence_saved`]:
+//!
+//! ```ignore
+//! impl ember_lm::Backend for MyCpuBackend {
+//!     fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
+//!         ember_lm::backend::host_sequence(args)
+//!     }
+//!     fn recurrent_sequence_saved(args: SequenceArgs<Self>) -> Option<(SequenceOutput<Self>, SavedSequence<Self>)> {
+//!         Some(ember_lm::backend::host_sequence_saved(args))
+//!     }
+//! }
+//! ```
+//!
+//! A backend with another fast recurrence overrides [`Backend::recurrent_sequence`] (inference) and
 //! [`Backend::recurrent_sequence_saved`] (training: return the outputs and what the backward pass
 //! needs); `Autodiff<MyBackend>` then differentiates through
 //! [`Backend::recurrent_sequence_backward`]. Autodiff wrappers are covered by a blanket
@@ -32,6 +46,19 @@ use burn::tensor::Tensor;
 
 pub use composed::forward as composed_sequence;
 pub use host::SavedSequence;
+
+/// The fused CPU kernel as a [`Backend::recurrent_sequence`] implementation, for any backend
+/// whose tensors live in host memory (it reads them with [`Backend::host_data`]).
+pub fn host_sequence<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
+    host::forward(args, false).0
+}
+
+/// The fused CPU kernel as a [`Backend::recurrent_sequence_saved`] implementation; its backward
+/// is the default [`Backend::recurrent_sequence_backward`].
+pub fn host_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutput<B>, SavedSequence<B>) {
+    let (out, saved) = host::forward(args, true);
+    (out, saved.expect("saved on request"))
+}
 
 /// The recurrence of one cell type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
