@@ -14,6 +14,9 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::nn::{GruConfig, LstmConfig, RnnConfig};
 
+/// A model as a function from input to output.
+type Forward<'a, B> = &'a dyn Fn(Tensor<B, 3>) -> Tensor<B, 3>;
+
 /// batch, time, input, hidden, layers
 const SHAPES: [(usize, usize, usize, usize, usize); 3] =
     [(8, 32, 64, 128, 1), (32, 64, 128, 256, 1), (32, 64, 256, 512, 2)];
@@ -110,7 +113,7 @@ fn bench_forward<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
             .with_num_layers(l)
             .init::<B>(&device)
             .unwrap();
-        let models: [(&str, &dyn Fn(Tensor<B, 3>) -> Tensor<B, 3>); 3] = [
+        let models: [(&str, Forward<B>); 3] = [
             ("lstm", &|x| lstm.forward(x, None).unwrap().0),
             ("gru", &|x| gru.forward(x, None).unwrap().0),
             ("rnn", &|x| rnn.forward(x, None).unwrap().0),
