@@ -9,7 +9,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend as _;
 use burn::tensor::{Distribution, Tensor};
 use ember_lm::Backend;
-use ember_lm::backend::{CellKind, SequenceArgs, SequenceOutput, composed_sequence};
+use ember_lm::backend::{
+    CellKind, SequenceArgs, SequenceOutput, SequenceOutputGrads, composed_sequence, device_sequence_saved,
+};
 
 type Ad = Autodiff<NdArray<f64>>;
 
@@ -182,4 +184,122 @@ fn check(case: &Case, a: &SequenceArgs<Ad>, w: &[Tensor<Ad, 3>; 3], rtol: f64) {
         }
     }
     assert!(checked >= 4, "checked {checked} gradients");
+}
+
+/// The device path (tensor-op forward that saves its gates, hand-written backward: what wgpu runs
+/// under autodiff) against the composition differentiated by autodiff.
+#[test]
+fn device_path_matches_the_composition() {
+    type Inner = NdArray<f64>;
+    Ad::seed(&Default::default(), 13);
+    let mut checked = 0;
+    for kind in [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ] {
+        for (bias, proj, lengths, reverse) in [
+            (true, 0, None, false),
+            (true, 0, Some(vec![5, 2, 4]), true),
+            (false, 0, Some(vec![3, 5, 1]), false),
+            (true, 2, Some(vec![2, 5, 3]), true),
+        ] {
+            if proj > 0 && kind != CellKind::Lstm {
+                continue;
+            }
+            let case = Case {
+                dims: (5, 3, 4, 6),
+                kind,
+                bias,
+                proj,
+                lengths,
+                reverse,
+            };
+            let a = args(&case);
+            let r = a.h0.dims()[1];
+            let w = [random([3, 5, r]), random([1, 3, r]), random([1, 3, 6])];
+            let reference = composed_sequence(a.clone());
+            let g_ref = loss(&reference, &w).backward();
+            let inner = SequenceArgs::<Inner> {
+                kind,
+                input: a.input.clone().inner(),
+                weight_ih: a.weight_ih.clone().inner(),
+                bias_ih: a.bias_ih.clone().map(Tensor::inner),
+                weight_hh: a.weight_hh.clone().inner(),
+                bias_hh: a.bias_hh.clone().map(Tensor::inner),
+                weight_hr: a.weight_hr.clone().map(Tensor::inner),
+                h0: a.h0.clone().inner(),
+                c0: a.c0.clone().map(Tensor::inner),
+                lengths: case.lengths.clone(),
+                reverse,
+            };
+            let (out, saved) = device_sequence_saved(inner);
+            let name = format!(
+                "device {kind:?} bias={bias} proj={proj} lengths={:?} reverse={reverse}",
+                case.lengths
+            );
+            compare(
+                &format!("{name} output"),
+                out.output.reshape([-1]),
+                reference.output.clone().inner().reshape([-1]),
+                1e-10,
+            );
+            compare(
+                &format!("{name} h_n"),
+                out.h_n.reshape([-1]),
+                reference.h_n.clone().inner().reshape([-1]),
+                1e-10,
+            );
+            let grads = <Inner as ember_lm::Backend>::recurrent_sequence_backward(
+                saved,
+                SequenceOutputGrads {
+                    output: w[0].clone().inner(),
+                    h_n: w[1].clone().inner().squeeze_dim(0),
+                    c_n: (kind == CellKind::Lstm).then(|| w[2].clone().inner().squeeze_dim(0)),
+                    need_input: true,
+                },
+            );
+            let want = |t: Tensor<Ad, 2>| t.grad(&g_ref).expect("reference grad").reshape([-1]);
+            let want1 = |t: Tensor<Ad, 1>| t.grad(&g_ref).expect("reference grad");
+            compare(
+                &format!("{name} dinput"),
+                grads.input.expect("asked").reshape([-1]),
+                a.input.grad(&g_ref).unwrap().reshape([-1]),
+                1e-8,
+            );
+            compare(
+                &format!("{name} dweight_ih"),
+                grads.weight_ih.reshape([-1]),
+                want(a.weight_ih.clone()),
+                1e-8,
+            );
+            compare(
+                &format!("{name} dweight_hh"),
+                grads.weight_hh.reshape([-1]),
+                want(a.weight_hh.clone()),
+                1e-8,
+            );
+            compare(
+                &format!("{name} dh0"),
+                grads.h0.reshape([-1]),
+                want(a.h0.clone()),
+                1e-8,
+            );
+            if let (Some(g), Some(b)) = (grads.bias_ih, a.bias_ih.clone()) {
+                compare(&format!("{name} dbias_ih"), g, want1(b), 1e-8);
+            }
+            if let (Some(g), Some(b)) = (grads.bias_hh, a.bias_hh.clone()) {
+                compare(&format!("{name} dbias_hh"), g, want1(b), 1e-8);
+            }
+            if let (Some(g), Some(t)) = (grads.weight_hr, a.weight_hr.clone()) {
+                compare(&format!("{name} dweight_hr"), g.reshape([-1]), want(t), 1e-8);
+            }
+            if let (Some(g), Some(t)) = (grads.c0, a.c0.clone()) {
+                compare(&format!("{name} dc0"), g.reshape([-1]), want(t), 1e-8);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13, "checked {checked} cases");
 }

@@ -14,30 +14,48 @@ use rayon::prelude::*;
 
 use super::{CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
 
-/// What the fused backward pass needs from a forward pass, kept on the host.
+/// What a fused backward pass needs from its forward pass: host buffers for the CPU kernel, device
+/// tensors for [`device_sequence_saved`](super::device_sequence_saved).
 #[derive(Clone)]
 pub struct SavedSequence<B: Backend> {
     device: B::Device,
-    inner: Saved,
+    inner: Saved<B>,
+}
+
+impl<B: Backend> SavedSequence<B> {
+    pub(crate) fn new(device: B::Device, inner: Saved<B>) -> Self {
+        Self { device, inner }
+    }
 }
 
 impl<B: Backend> std::fmt::Debug for SavedSequence<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (kind, dims) = match &self.inner {
-            Saved::F32(s) => (s.kind, s.dims),
-            Saved::F64(s) => (s.kind, s.dims),
+        let (kind, buffers) = match &self.inner {
+            Saved::F32(s) => (s.kind, "host f32"),
+            Saved::F64(s) => (s.kind, "host f64"),
+            Saved::Device(s) => (s.kind(), "device"),
         };
         f.debug_struct("SavedSequence")
             .field("kind", &kind)
-            .field("dims", &dims)
+            .field("buffers", &buffers)
             .finish()
     }
 }
 
-#[derive(Clone)]
-enum Saved {
+pub(crate) enum Saved<B: Backend> {
     F32(Arc<Work<f32>>),
     F64(Arc<Work<f64>>),
+    Device(Arc<super::device::DeviceWork<B>>),
+}
+
+impl<B: Backend> Clone for Saved<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::F32(w) => Self::F32(w.clone()),
+            Self::F64(w) => Self::F64(w.clone()),
+            Self::Device(w) => Self::Device(w.clone()),
+        }
+    }
 }
 
 /// Sizes: time, batch, input, hidden, state (hidden or projection), projection (0 = none), gates.
@@ -59,7 +77,7 @@ impl Dims {
 }
 
 /// Inputs (host copies) and the per-step values the backward pass reads.
-struct Work<T> {
+pub(crate) struct Work<T> {
     kind: CellKind,
     reverse: bool,
     lengths: Option<Vec<usize>>,
@@ -850,6 +868,7 @@ pub(crate) fn backward<B: super::Backend>(
     match saved.inner {
         Saved::F32(w) => backward_typed::<B, f32>(&w, grads, &saved.device),
         Saved::F64(w) => backward_typed::<B, f64>(&w, grads, &saved.device),
+        Saved::Device(w) => super::device::backward(&w, grads),
     }
 }
 

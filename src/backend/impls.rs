@@ -72,7 +72,14 @@ impl super::Backend for burn::backend::Flex {
     host_kernel!();
 }
 
-/// wgpu runs the composition of tensor ops (kernels stay on the device), differentiated by
-/// autodiff.
+/// wgpu keeps the data on the device: the forward pass is the composition of tensor ops, and under
+/// autodiff the recurrence is one node whose backward is backpropagation through time in tensor
+/// ops (`device_sequence_saved`).
 #[cfg(feature = "wgpu")]
-impl super::Backend for burn::backend::Wgpu {}
+impl super::Backend for burn::backend::Wgpu {
+    fn recurrent_sequence_saved(
+        args: super::SequenceArgs<Self>,
+    ) -> Option<(super::SequenceOutput<Self>, super::SavedSequence<Self>)> {
+        Some(super::device_sequence_saved(args))
+    }
+}

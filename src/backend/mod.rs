@@ -9,7 +9,8 @@
 //! | backend | forward | backward (under `Autodiff`) |
 //! |---|---|---|
 //! | `NdArray`, `Flex` | fused CPU kernel: one GEMM for the input projection, one per step, gate math in one pass per step, no per-step allocation | hand-written backpropagation through time in one loop; the weight gradients are one GEMM each over all steps |
-//! | `Wgpu` (and any other backend) | composition of burn tensor ops (the fallback) | autodiff through the composition |
+//! | `Wgpu` | composition of burn tensor ops, data stays on the device | hand-written backpropagation through time in tensor ops ([`device_sequence_saved`]): one autodiff node, weight gradients as one matmul each |
+//! | any other backend | composition of burn tensor ops (the fallback) | autodiff through the composition |
 //!
 //! ## Adding a backend
 //! Any burn backend works once it implements this trait; the defaults need nothing:
@@ -39,12 +40,14 @@
 //! implementation.
 mod autodiff;
 mod composed;
+mod device;
 mod host;
 mod impls;
 
 use burn::tensor::Tensor;
 
 pub use composed::forward as composed_sequence;
+pub use device::device_sequence_saved;
 pub use host::SavedSequence;
 
 /// The fused CPU kernel as a [`Backend::recurrent_sequence`] implementation, for any backend
