@@ -229,3 +229,51 @@ fn corrupt_and_absent_files_are_load_errors() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn attention_configuration_and_shape_errors() {
+    use ember_lm::nn::{AttentionMasks, MultiHeadAttentionConfig};
+    let d = Default::default();
+    assert!(matches!(
+        MultiHeadAttentionConfig::new(10, 3).init::<B>(&d),
+        Err(Error::Config { .. })
+    ));
+    assert!(matches!(
+        MultiHeadAttentionConfig::new(8, 4)
+            .with_n_kv_heads(Some(3))
+            .init::<B>(&d),
+        Err(Error::Config { .. })
+    ));
+    let mha = MultiHeadAttentionConfig::new(8, 2).init::<B>(&d).unwrap();
+    let err = mha
+        .forward_self(zeros([2, 3, 6]), &AttentionMasks::default(), false)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Shape { found, .. } if found == &vec![2, 3, 6]),
+        "{err}"
+    );
+    let bad_padding = AttentionMasks {
+        key_padding: Some(Tensor::<B, 2, Bool>::from_data(
+            TensorData::new(vec![false; 8], [2, 4]),
+            &d,
+        )),
+        ..Default::default()
+    };
+    let err = mha
+        .forward_self(zeros([2, 3, 8]), &bad_padding, false)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("[2, 3]") && err.to_string().contains("[2, 4]"),
+        "{err}"
+    );
+    let err = mha
+        .forward(
+            zeros([2, 3, 8]),
+            zeros([2, 4, 8]),
+            zeros([2, 5, 8]),
+            &AttentionMasks::default(),
+            false,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}

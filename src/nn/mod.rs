@@ -1,5 +1,8 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
+mod attention;
 mod recurrent;
+
+pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 
 pub use recurrent::{
     Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, RecurrentWeights, Rnn, RnnConfig,

@@ -48,6 +48,10 @@ impl Fixture {
                             .collect();
                         TensorData::new(v, shape)
                     }
+                    safetensors::Dtype::U8 => {
+                        let v: Vec<bool> = raw.iter().map(|&b| b != 0).collect();
+                        TensorData::new(v, shape)
+                    }
                     other => panic!("unsupported fixture dtype {other:?}"),
                 };
                 (name, data)

@@ -1,0 +1,337 @@
+//! [`MultiHeadAttention`]: PyTorch's `torch.nn.MultiheadAttention` (batch-first), with a causal
+//! flag, key padding and attention masks, optional attention weights and grouped-query heads.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
+
+use crate::io::StateDict;
+use crate::{Backend, Error, Result};
+
+/// Configuration of a [`MultiHeadAttention`]; PyTorch's options and defaults.
+#[derive(Config, Debug)]
+pub struct MultiHeadAttentionConfig {
+    /// Model width (`embed_dim`).
+    pub d_model: usize,
+    /// Number of query heads; `d_model` must be divisible by it.
+    pub n_heads: usize,
+    /// Number of key/value heads for grouped-query attention; `None` (the default) is `n_heads`.
+    /// Must divide `n_heads`.
+    #[config(default = "None")]
+    pub n_kv_heads: Option<usize>,
+    /// Dropout on the attention weights, only while training. Default 0.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Whether the input and output projections have biases. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// Masks for one attention call. Boolean masks use burn's polarity, which is also PyTorch's for
+/// `nn.MultiheadAttention`: `true` means "masked out" (padding, or a future position).
+#[derive(Clone, Debug, Default)]
+pub struct AttentionMasks<B: Backend> {
+    /// `[batch, key_len]`, `true` at padded keys.
+    pub key_padding: Option<Tensor<B, 2, Bool>>,
+    /// `[query_len, key_len]`, `true` where a query may not attend to a key.
+    pub attn_bool: Option<Tensor<B, 2, Bool>>,
+    /// `[query_len, key_len]`, added to the attention scores (PyTorch's float `attn_mask`).
+    pub attn_additive: Option<Tensor<B, 2>>,
+    /// Mask every key after the query's own position (with the query at the end of the keys when
+    /// `key_len > query_len`, as in incremental decoding).
+    pub causal: bool,
+}
+
+/// Multi-head attention as PyTorch computes it:
+/// `softmax(Q Kᵀ / sqrt(d_head) + mask) V`, per head, then the output projection.
+///
+/// Parameters keep PyTorch's names and layout (`in_proj_weight [(H + 2 H_kv) d_head, d_model]`,
+/// `in_proj_bias`, `out_proj.weight [d_model, d_model]`, `out_proj.bias`), so a state dict of
+/// `torch.nn.MultiheadAttention` loads with [`MultiHeadAttention::load_state_dict`].
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention<B: Backend> {
+    /// Q, K and V projections stacked: `[(n_heads + 2 n_kv_heads) d_head, d_model]`.
+    pub in_proj_weight: Param<Tensor<B, 2>>,
+    /// Their biases.
+    pub in_proj_bias: Option<Param<Tensor<B, 1>>>,
+    /// Output projection, PyTorch layout `[d_model, d_model]`.
+    pub out_proj_weight: Param<Tensor<B, 2>>,
+    /// Its bias.
+    pub out_proj_bias: Option<Param<Tensor<B, 1>>>,
+    dropout: Dropout,
+    n_heads: usize,
+    n_kv_heads: usize,
+    d_model: usize,
+}
+
+impl MultiHeadAttentionConfig {
+    /// Builds the module with PyTorch's initialisation (Xavier-uniform input projection, zero
+    /// biases, Kaiming-uniform output projection), or an [`Error::Config`] when `d_model` is not
+    /// divisible by `n_heads`, `n_kv_heads` does not divide `n_heads`, or `dropout` is outside `[0, 1)`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<MultiHeadAttention<B>> {
+        let err = |message: String| {
+            Err(Error::Config {
+                module: "MultiHeadAttentionConfig",
+                message,
+            })
+        };
+        let n_kv = self.n_kv_heads.unwrap_or(self.n_heads);
+        if self.d_model == 0 || self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+            return err(format!(
+                "d_model ({}) must be a positive multiple of n_heads ({})",
+                self.d_model, self.n_heads
+            ));
+        }
+        if n_kv == 0 || self.n_heads % n_kv != 0 {
+            return err(format!(
+                "n_kv_heads ({n_kv}) must divide n_heads ({})",
+                self.n_heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return err(format!("dropout must be in [0, 1), found {}", self.dropout));
+        }
+        let d = self.d_model;
+        let rows = d + 2 * n_kv * (d / self.n_heads);
+        let zeros = |n: usize| Initializer::Zeros.init([n], device);
+        Ok(MultiHeadAttention {
+            in_proj_weight: Initializer::XavierUniform { gain: 1.0 }.init_with(
+                [rows, d],
+                Some(d),
+                Some(d),
+                device,
+            ),
+            in_proj_bias: self.bias.then(|| zeros(rows)),
+            out_proj_weight: Initializer::KaimingUniform {
+                gain: 1.0 / 3.0f64.sqrt(),
+                fan_out_only: false,
+            }
+            .init_with([d, d], Some(d), Some(d), device),
+            out_proj_bias: self.bias.then(|| zeros(d)),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            n_heads: self.n_heads,
+            n_kv_heads: n_kv,
+            d_model: d,
+        })
+    }
+}
+
+impl<B: Backend> MultiHeadAttention<B> {
+    fn d_head(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// Self-attention: queries, keys and values all come from `x`, through one fused projection.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, time, d_model]`
+    /// - output: `[batch, time, d_model]`; weights (when asked): `[batch, time, time]`, averaged
+    ///   over heads
+    pub fn forward_self(
+        &self,
+        x: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        need_weights: bool,
+    ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+        self.check_input("x", &x)?;
+        let [batch, time, _] = x.dims();
+        // [B, T, D] x [D, (H + 2 H_kv) d_head] -> [B, T, (H + 2 H_kv) d_head]
+        let qkv = self.project(x, 0..self.in_proj_weight.dims()[0]);
+        let (q_len, kv_len) = (self.d_model, self.n_kv_heads * self.d_head());
+        let q = qkv.clone().slice([0..batch, 0..time, 0..q_len]);
+        let k = qkv.clone().slice([0..batch, 0..time, q_len..q_len + kv_len]);
+        let v = qkv.slice([0..batch, 0..time, q_len + kv_len..q_len + 2 * kv_len]);
+        self.attend(q, k, v, masks, need_weights)
+    }
+
+    /// Attention of `query` over `key`/`value` (cross-attention), with the projections applied
+    /// separately.
+    ///
+    /// # Shapes
+    /// - `query`: `[batch, query_len, d_model]`; `key`, `value`: `[batch, key_len, d_model]`
+    /// - output: `[batch, query_len, d_model]`; weights (when asked): `[batch, query_len, key_len]`
+    pub fn forward(
+        &self,
+        query: Tensor<B, 3>,
+        key: Tensor<B, 3>,
+        value: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        need_weights: bool,
+    ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+        self.check_input("query", &query)?;
+        self.check_input("key", &key)?;
+        self.check_input("value", &value)?;
+        if key.dims()[..2] != value.dims()[..2] || key.dims()[0] != query.dims()[0] {
+            return Err(Error::shape(
+                "MultiHeadAttention value",
+                format!("[batch {}, key_len {}, d_model]", key.dims()[0], key.dims()[1]),
+                &value.dims(),
+            ));
+        }
+        let (q_len, kv_len) = (self.d_model, self.n_kv_heads * self.d_head());
+        let q = self.project(query, 0..q_len);
+        let k = self.project(key, q_len..q_len + kv_len);
+        let v = self.project(value, q_len + kv_len..q_len + 2 * kv_len);
+        self.attend(q, k, v, masks, need_weights)
+    }
+
+    fn check_input(&self, what: &str, x: &Tensor<B, 3>) -> Result<()> {
+        let dims = x.dims();
+        if dims[2] != self.d_model || dims[0] == 0 || dims[1] == 0 {
+            return Err(Error::shape(
+                format!("MultiHeadAttention {what}"),
+                format!("[batch, len, {}] with batch, len > 0", self.d_model),
+                &dims,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `x W[rows]ᵀ + b[rows]`.
+    fn project(&self, x: Tensor<B, 3>, rows: std::ops::Range<usize>) -> Tensor<B, 3> {
+        let w = self.in_proj_weight.val().slice([rows.clone(), 0..self.d_model]); // [rows, D]
+        let y = x.matmul(w.transpose().unsqueeze::<3>());
+        match &self.in_proj_bias {
+            Some(b) => y + b.val().slice([rows]).unsqueeze::<3>(),
+            None => y,
+        }
+    }
+
+    fn attend(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        need_weights: bool,
+    ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+        let [batch, q_len, _] = q.dims();
+        let k_len = k.dims()[1];
+        let (h, h_kv, dh) = (self.n_heads, self.n_kv_heads, self.d_head());
+        // [B, T, H d] -> [B, T, H, d] -> [B, H, T, d]
+        let heads = |t: Tensor<B, 3>, n: usize, len: usize| t.reshape([batch, len, n, dh]).swap_dims(1, 2);
+        let q = heads(q, h, q_len);
+        let mut k = heads(k, h_kv, k_len);
+        let mut v = heads(v, h_kv, k_len);
+        if h_kv != h {
+            // Each key/value head serves h / h_kv consecutive query heads.
+            k = k
+                .reshape([batch, h_kv, 1, k_len, dh])
+                .repeat_dim(2, h / h_kv)
+                .reshape([batch, h, k_len, dh]);
+            v = v
+                .reshape([batch, h_kv, 1, k_len, dh])
+                .repeat_dim(2, h / h_kv)
+                .reshape([batch, h, k_len, dh]);
+        }
+        // [B, H, Tq, d] x [B, H, d, Tk] -> [B, H, Tq, Tk]
+        let mut scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt();
+        let device = scores.device();
+        let mut blocked: Option<Tensor<B, 4, Bool>> = None;
+        let mut add_block = |m: Tensor<B, 4, Bool>| {
+            blocked = Some(match blocked.take() {
+                Some(b) => b.bool_or(m),
+                None => m,
+            });
+        };
+        if let Some(kpm) = &masks.key_padding {
+            if kpm.dims() != [batch, k_len] {
+                return Err(Error::shape(
+                    "key padding mask",
+                    format!("[{batch}, {k_len}]"),
+                    &kpm.dims(),
+                ));
+            }
+            // [B, Tk] -> [B, 1, 1, Tk]
+            add_block(
+                kpm.clone()
+                    .reshape([batch, 1, 1, k_len])
+                    .expand([batch, h, q_len, k_len]),
+            );
+        }
+        if let Some(m) = &masks.attn_bool {
+            if m.dims() != [q_len, k_len] {
+                return Err(Error::shape(
+                    "attention mask",
+                    format!("[{q_len}, {k_len}]"),
+                    &m.dims(),
+                ));
+            }
+            add_block(
+                m.clone()
+                    .reshape([1, 1, q_len, k_len])
+                    .expand([batch, h, q_len, k_len]),
+            );
+        }
+        if masks.causal {
+            // Query i sits at key position (k_len - q_len + i): it sees keys up to there.
+            let offset = k_len as i64 - q_len as i64;
+            let future = Tensor::<B, 2, Bool>::tril_mask([q_len, k_len], offset, &device);
+            add_block(
+                future
+                    .reshape([1, 1, q_len, k_len])
+                    .expand([batch, h, q_len, k_len]),
+            );
+        }
+        if let Some(m) = &masks.attn_additive {
+            if m.dims() != [q_len, k_len] {
+                return Err(Error::shape(
+                    "attention mask",
+                    format!("[{q_len}, {k_len}]"),
+                    &m.dims(),
+                ));
+            }
+            scores = scores + m.clone().reshape([1, 1, q_len, k_len]);
+        }
+        if let Some(b) = blocked {
+            scores = scores.mask_fill(b, f64::NEG_INFINITY);
+        }
+        let weights = softmax(scores, 3);
+        let weights = self.dropout.forward(weights);
+        // [B, H, Tq, Tk] x [B, H, Tk, d] -> [B, H, Tq, d] -> [B, Tq, H, d] -> [B, Tq, D]
+        let context = weights
+            .clone()
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, q_len, self.d_model]);
+        let mut out = context.matmul(self.out_proj_weight.val().transpose().unsqueeze::<3>());
+        if let Some(b) = &self.out_proj_bias {
+            out = out + b.val().unsqueeze::<3>();
+        }
+        let weights = need_weights.then(|| weights.mean_dim(1).reshape([batch, q_len, k_len]));
+        Ok((out, weights))
+    }
+
+    /// Loads the state dict of a `torch.nn.MultiheadAttention` (keys `in_proj_weight`,
+    /// `in_proj_bias`, `out_proj.weight`, `out_proj.bias` under `prefix`). A missing or unexpected
+    /// key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        let rows = self.in_proj_weight.dims()[0];
+        let d = self.d_model;
+        let mut keys = vec![
+            ("in_proj_weight".to_string(), vec![rows, d]),
+            ("out_proj.weight".to_string(), vec![d, d]),
+        ];
+        if self.in_proj_bias.is_some() {
+            keys.push(("in_proj_bias".into(), vec![rows]));
+            keys.push(("out_proj.bias".into(), vec![d]));
+        }
+        dict.check_exact(prefix, &keys)?;
+        let key = |k: &str| format!("{prefix}{k}");
+        Ok(Self {
+            in_proj_weight: dict.fill(self.in_proj_weight, &key("in_proj_weight"))?,
+            in_proj_bias: self
+                .in_proj_bias
+                .map(|p| dict.fill(p, &key("in_proj_bias")))
+                .transpose()?,
+            out_proj_weight: dict.fill(self.out_proj_weight, &key("out_proj.weight"))?,
+            out_proj_bias: self
+                .out_proj_bias
+                .map(|p| dict.fill(p, &key("out_proj.bias")))
+                .transpose()?,
+            ..self
+        })
+    }
+}
