@@ -172,12 +172,12 @@ fn grouped_query_heads_equal_repeated_full_heads() {
     let mut full = MultiHeadAttentionConfig::new(d, h).init::<B>(&device).unwrap();
     let w = gqa.in_proj_weight.val(); // [d + 2 h_kv dh, d]
     let b = gqa.in_proj_bias.as_ref().unwrap().val();
-    let (mut rows, mut bias) = (vec![w.clone().slice([0..d])], vec![b.clone().slice([0..d])]);
+    let (mut rows, mut bias) = (vec![w.clone().slice(0..d)], vec![b.clone().slice(0..d)]);
     for part in 0..2 {
         for head in 0..h {
             let start = d + part * h_kv * dh + (head / (h / h_kv)) * dh;
-            rows.push(w.clone().slice([start..start + dh]));
-            bias.push(b.clone().slice([start..start + dh]));
+            rows.push(w.clone().slice(start..start + dh));
+            bias.push(b.clone().slice(start..start + dh));
         }
     }
     full.in_proj_weight = Param::from_tensor(Tensor::cat(rows, 0));

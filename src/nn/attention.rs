@@ -78,13 +78,13 @@ impl MultiHeadAttentionConfig {
             })
         };
         let n_kv = self.n_kv_heads.unwrap_or(self.n_heads);
-        if self.d_model == 0 || self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.d_model == 0 || self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return err(format!(
                 "d_model ({}) must be a positive multiple of n_heads ({})",
                 self.d_model, self.n_heads
             ));
         }
-        if n_kv == 0 || self.n_heads % n_kv != 0 {
+        if n_kv == 0 || !self.n_heads.is_multiple_of(n_kv) {
             return err(format!(
                 "n_kv_heads ({n_kv}) must divide n_heads ({})",
                 self.n_heads
