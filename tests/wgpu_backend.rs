@@ -1,5 +1,6 @@
-//! The recurrent layers on `Autodiff<Wgpu>`: PyTorch parity on a few fixture cases (one per cell
-//! type, ragged and bidirectional) and the behaviour that differs between training and inference.
+//! The layers on `Autodiff<Wgpu>`: PyTorch parity on a few recurrent fixture cases (one per cell
+//! type, ragged and bidirectional) and on every attention and encoder-layer case, and the
+//! behaviour that differs between training and inference.
 //!
 //! All in one binary because each wgpu test binary pays tens of seconds of kernel compilation on
 //! Mesa's software Vulkan driver (llvmpipe), which is what CI runs this on.
@@ -10,8 +11,10 @@ mod common;
 use burn::backend::{Autodiff, Wgpu};
 use burn::module::AutodiffModule;
 use burn::tensor::{Distribution, Tensor};
+use common::attention::check_attention;
 use common::recurrent::check_all;
-use ember_lm::nn::LstmConfig;
+use common::transformer::check_encoder_layer;
+use ember_lm::nn::{AttentionMasks, LstmConfig, MultiHeadAttentionConfig, TransformerEncoderLayerConfig};
 
 type Ad = Autodiff<Wgpu>;
 
@@ -29,6 +32,35 @@ fn wgpu_matches_pytorch_and_behaves() {
             "gru_2l_bi_ragged",
             "rnn_relu_2l_bi_ragged",
         ]),
+    );
+
+    // Attention and the Transformer encoder layer against PyTorch.
+    check_attention::<Ad>(&device, 1e-4, 1e-3);
+    check_encoder_layer::<Ad>(&device, 1e-4, 1e-3);
+
+    // Repeated calls agree, and asking for the weights does not change the output. (Broadcast
+    // batched matmuls made both fail on this driver; the layers use 2-D matmuls.)
+    let mha = MultiHeadAttentionConfig::new(8, 2).init::<Ad>(&device).unwrap();
+    let x = Tensor::<Ad, 3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+    let none = AttentionMasks::default();
+    let (a, _) = mha.forward_self(x.clone(), &none, true).unwrap();
+    let (b, _) = mha.forward_self(x.clone(), &none, false).unwrap();
+    assert_eq!(
+        a.into_data(),
+        b.into_data(),
+        "attention output does not depend on need_weights"
+    );
+    let layer = TransformerEncoderLayerConfig::new(8, 2)
+        .with_d_ff(16)
+        .with_dropout(0.0)
+        .init::<Ad>(&device)
+        .unwrap();
+    let once = layer.forward(x.clone(), &none).unwrap();
+    let twice = layer.forward(x, &none).unwrap();
+    assert_eq!(
+        once.into_data(),
+        twice.into_data(),
+        "the encoder layer is deterministic"
     );
 
     // Dropout between layers acts while training (autodiff backend) and not in inference.

@@ -136,13 +136,10 @@ impl<B: Backend> MultiHeadAttention<B> {
         need_weights: bool,
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
         self.check_input("x", &x)?;
-        let [batch, time, _] = x.dims();
-        // [B, T, D] x [D, (H + 2 H_kv) d_head] -> [B, T, (H + 2 H_kv) d_head]
-        let qkv = self.project(x, 0..self.in_proj_weight.dims()[0]);
         let (q_len, kv_len) = (self.d_model, self.n_kv_heads * self.d_head());
-        let q = qkv.clone().slice([0..batch, 0..time, 0..q_len]);
-        let k = qkv.clone().slice([0..batch, 0..time, q_len..q_len + kv_len]);
-        let v = qkv.slice([0..batch, 0..time, q_len + kv_len..q_len + 2 * kv_len]);
+        let q = self.project(x.clone(), 0..q_len);
+        let k = self.project(x.clone(), q_len..q_len + kv_len);
+        let v = self.project(x, q_len + kv_len..q_len + 2 * kv_len);
         self.attend(q, k, v, masks, need_weights)
     }
 
@@ -191,12 +188,16 @@ impl<B: Backend> MultiHeadAttention<B> {
 
     /// `x W[rows]ᵀ + b[rows]`.
     fn project(&self, x: Tensor<B, 3>, rows: std::ops::Range<usize>) -> Tensor<B, 3> {
-        let w = self.in_proj_weight.val().slice([rows.clone(), 0..self.d_model]); // [rows, D]
-        let y = x.matmul(w.transpose().unsqueeze::<3>());
-        match &self.in_proj_bias {
-            Some(b) => y + b.val().slice([rows]).unsqueeze::<3>(),
-            None => y,
+        let [batch, len, d] = x.dims();
+        let n = rows.len();
+        let w = self.in_proj_weight.val().slice([rows.clone(), 0..d]); // [rows, D]
+        // [B, T, D] -> [B*T, D] -> [B*T, rows] (2-D matmuls: broadcast batched matmuls gave
+        // nondeterministic results on burn-wgpu 0.21 under llvmpipe)
+        let mut y = x.reshape([batch * len, d]).matmul(w.transpose());
+        if let Some(b) = &self.in_proj_bias {
+            y = y + b.val().slice([rows]).unsqueeze::<2>();
         }
+        y.reshape([batch, len, n])
     }
 
     fn attend(
@@ -296,18 +297,20 @@ impl<B: Backend> MultiHeadAttention<B> {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, q_len, self.d_model]);
-        let mut out = context.matmul(self.out_proj_weight.val().transpose().unsqueeze::<3>());
+        // [B, Tq, D] -> [B*Tq, D] -> [B*Tq, D] -> [B, Tq, D]
+        let mut out = context
+            .reshape([batch * q_len, self.d_model])
+            .matmul(self.out_proj_weight.val().transpose());
         if let Some(b) = &self.out_proj_bias {
-            out = out + b.val().unsqueeze::<3>();
+            out = out + b.val().unsqueeze::<2>();
         }
+        let out = out.reshape([batch, q_len, self.d_model]);
         let weights = need_weights.then(|| weights.mean_dim(1).reshape([batch, q_len, k_len]));
         Ok((out, weights))
     }
 
-    /// Loads the state dict of a `torch.nn.MultiheadAttention` (keys `in_proj_weight`,
-    /// `in_proj_bias`, `out_proj.weight`, `out_proj.bias` under `prefix`). A missing or unexpected
-    /// key or a shape mismatch is an [`Error`] naming it.
-    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+    /// PyTorch's key names of this module's parameters with their shapes.
+    pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
         let rows = self.in_proj_weight.dims()[0];
         let d = self.d_model;
         let mut keys = vec![
@@ -318,7 +321,14 @@ impl<B: Backend> MultiHeadAttention<B> {
             keys.push(("in_proj_bias".into(), vec![rows]));
             keys.push(("out_proj.bias".into(), vec![d]));
         }
-        dict.check_exact(prefix, &keys)?;
+        keys
+    }
+
+    /// Loads the state dict of a `torch.nn.MultiheadAttention` (keys `in_proj_weight`,
+    /// `in_proj_bias`, `out_proj.weight`, `out_proj.bias` under `prefix`). A missing or unexpected
+    /// key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        dict.check_exact(prefix, &self.pytorch_keys())?;
         let key = |k: &str| format!("{prefix}{k}");
         Ok(Self {
             in_proj_weight: dict.fill(self.in_proj_weight, &key("in_proj_weight"))?,

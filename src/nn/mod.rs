@@ -1,8 +1,13 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
 mod attention;
 mod recurrent;
+mod transformer;
 
 pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+pub use transformer::{
+    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerEncoderLayer,
+    TransformerEncoderLayerConfig,
+};
 
 pub use recurrent::{
     Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, RecurrentWeights, Rnn, RnnConfig,

@@ -2,7 +2,9 @@
 //! comparison, and a central-difference gradient checker.
 #![allow(dead_code)]
 
+pub mod attention;
 pub mod recurrent;
+pub mod transformer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

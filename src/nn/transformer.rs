@@ -1,0 +1,275 @@
+//! [`TransformerEncoderLayer`]: PyTorch's `torch.nn.TransformerEncoderLayer` (batch-first).
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+
+use super::attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::io::StateDict;
+use crate::{Backend, Error, Result};
+
+/// The feed-forward activation of a Transformer layer.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum FeedForwardActivation {
+    /// `relu` (PyTorch's default).
+    Relu,
+    /// Exact `gelu` (with `erf`), PyTorch's `"gelu"`.
+    Gelu,
+    /// `gelu` with the tanh approximation (GPT-2's `gelu_new`, PyTorch's `approximate="tanh"`).
+    GeluTanh,
+}
+
+/// Configuration of a [`TransformerEncoderLayer`]; the options and defaults of
+/// `torch.nn.TransformerEncoderLayer` (always batch-first).
+#[derive(Config, Debug)]
+pub struct TransformerEncoderLayerConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of attention heads.
+    pub n_heads: usize,
+    /// Width of the feed-forward block. Default 2048.
+    #[config(default = 2048)]
+    pub d_ff: usize,
+    /// Dropout after attention, inside and after the feed-forward block, only while training.
+    /// Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Feed-forward activation. Default relu.
+    #[config(default = "FeedForwardActivation::Relu")]
+    pub activation: FeedForwardActivation,
+    /// Layer norm before each block (pre-norm) instead of after it. Default false.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// Layer-norm epsilon. Default 1e-5.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Biases in the linear layers and layer norms. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// A linear map in PyTorch's layout (`weight [out, in]`).
+#[derive(Module, Debug)]
+pub struct TorchLinear<B: Backend> {
+    /// `[out, in]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[out]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> TorchLinear<B> {
+    /// PyTorch's `nn.Linear` initialisation: `U(-1/sqrt(in), 1/sqrt(in))` for weight and bias.
+    fn new(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Self {
+        let k = 1.0 / (d_in as f64).sqrt();
+        let init = Initializer::Uniform { min: -k, max: k };
+        Self {
+            weight: init.init_with([d_out, d_in], Some(d_in), Some(d_out), device),
+            bias: bias.then(|| init.init([d_out], device)),
+        }
+    }
+
+    /// `x Wᵀ + b` over the last dimension.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, len, d_in] = x.dims();
+        let d_out = self.weight.dims()[0];
+        // [B, T, in] -> [B*T, in] -> [B*T, out] -> [B, T, out]: a 2-D matmul, because broadcast
+        // batched matmuls gave nondeterministic results on burn-wgpu 0.21 under llvmpipe.
+        let mut y = x
+            .reshape([batch * len, d_in])
+            .matmul(self.weight.val().transpose());
+        if let Some(b) = &self.bias {
+            y = y + b.val().unsqueeze::<2>();
+        }
+        y.reshape([batch, len, d_out])
+    }
+}
+
+/// A layer norm in PyTorch's parameterisation (`weight`, `bias`, biased variance).
+#[derive(Module, Debug)]
+pub struct TorchLayerNorm<B: Backend> {
+    /// `[d]`, initialised to ones.
+    pub weight: Param<Tensor<B, 1>>,
+    /// `[d]`, initialised to zeros.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    eps: f64,
+}
+
+impl<B: Backend> TorchLayerNorm<B> {
+    fn new(d: usize, eps: f64, bias: bool, device: &B::Device) -> Self {
+        Self {
+            weight: Initializer::Ones.init([d], device),
+            bias: bias.then(|| Initializer::Zeros.init([d], device)),
+            eps,
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        // Biased variance over the last dimension, as PyTorch's layer norm.
+        let centred = x.clone() - x.mean_dim(2);
+        let var = centred.clone().powi_scalar(2).mean_dim(2);
+        let y = centred / (var + self.eps).sqrt() * self.weight.val().unsqueeze::<3>();
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<3>(),
+            None => y,
+        }
+    }
+}
+
+/// One Transformer encoder layer, computed as PyTorch's:
+///
+/// ```text
+/// post-norm: x = norm1(x + dropout(self_attn(x)));  x = norm2(x + dropout(ff(x)))
+/// pre-norm:  x = x + dropout(self_attn(norm1(x)));  x = x + dropout(ff(norm2(x)))
+/// ff(x) = linear2(dropout(act(linear1(x))))
+/// ```
+///
+/// Field names follow PyTorch's state dict (`self_attn.*`, `linear1.*`, `linear2.*`, `norm1.*`,
+/// `norm2.*`); [`TransformerEncoderLayer::load_state_dict`] loads one.
+#[derive(Module, Debug)]
+pub struct TransformerEncoderLayer<B: Backend> {
+    /// Self-attention.
+    pub self_attn: MultiHeadAttention<B>,
+    /// First feed-forward linear, `[d_ff, d_model]`.
+    pub linear1: TorchLinear<B>,
+    /// Second feed-forward linear, `[d_model, d_ff]`.
+    pub linear2: TorchLinear<B>,
+    /// Norm around attention.
+    pub norm1: TorchLayerNorm<B>,
+    /// Norm around the feed-forward block.
+    pub norm2: TorchLayerNorm<B>,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: FeedForwardActivation,
+    norm_first: bool,
+}
+
+impl TransformerEncoderLayerConfig {
+    /// Builds the layer, or an [`Error::Config`] for invalid sizes or dropout.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerEncoderLayer<B>> {
+        if self.d_ff == 0 {
+            return Err(Error::Config {
+                module: "TransformerEncoderLayerConfig",
+                message: "d_ff must be positive, found 0".into(),
+            });
+        }
+        let self_attn = MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
+            .with_dropout(self.dropout)
+            .with_bias(self.bias)
+            .init(device)?;
+        let (d, ff) = (self.d_model, self.d_ff);
+        Ok(TransformerEncoderLayer {
+            self_attn,
+            linear1: TorchLinear::new(d, ff, self.bias, device),
+            linear2: TorchLinear::new(ff, d, self.bias, device),
+            norm1: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
+            norm2: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            norm_first: self.norm_first,
+        })
+    }
+}
+
+impl<B: Backend> TransformerEncoderLayer<B> {
+    /// # Shapes
+    /// - `x`: `[batch, time, d_model]`; masks as in [`AttentionMasks`] with `key_len = time`
+    /// - output: `[batch, time, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>, masks: &AttentionMasks<B>) -> Result<Tensor<B, 3>> {
+        let attend = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
+            Ok(self
+                .dropout
+                .forward(self.self_attn.forward_self(x, masks, false)?.0))
+        };
+        if self.norm_first {
+            let x = x.clone() + attend(self.norm1.forward(x))?;
+            Ok(x.clone() + self.feed_forward(self.norm2.forward(x)))
+        } else {
+            let x = self.norm1.forward(x.clone() + attend(x)?);
+            Ok(self.norm2.forward(x.clone() + self.feed_forward(x)))
+        }
+    }
+
+    fn feed_forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.linear1.forward(x);
+        let h = match self.activation {
+            FeedForwardActivation::Relu => relu(h),
+            FeedForwardActivation::Gelu => gelu_exact(h),
+            FeedForwardActivation::GeluTanh => gelu_tanh(h),
+        };
+        self.dropout
+            .forward(self.linear2.forward(self.dropout.forward(h)))
+    }
+
+    /// Loads the state dict of a `torch.nn.TransformerEncoderLayer` (keys under `prefix`). A
+    /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        let linear = |l: &TorchLinear<B>, name: &str, keys: &mut Vec<(String, Vec<usize>)>| {
+            keys.push((format!("{name}.weight"), l.weight.dims().to_vec()));
+            if let Some(b) = &l.bias {
+                keys.push((format!("{name}.bias"), b.dims().to_vec()));
+            }
+        };
+        let norm = |n: &TorchLayerNorm<B>, name: &str, keys: &mut Vec<(String, Vec<usize>)>| {
+            keys.push((format!("{name}.weight"), n.weight.dims().to_vec()));
+            if let Some(b) = &n.bias {
+                keys.push((format!("{name}.bias"), b.dims().to_vec()));
+            }
+        };
+        let mut keys: Vec<(String, Vec<usize>)> = self
+            .self_attn
+            .pytorch_keys()
+            .into_iter()
+            .map(|(k, s)| (format!("self_attn.{k}"), s))
+            .collect();
+        linear(&self.linear1, "linear1", &mut keys);
+        linear(&self.linear2, "linear2", &mut keys);
+        norm(&self.norm1, "norm1", &mut keys);
+        norm(&self.norm2, "norm2", &mut keys);
+        dict.check_exact(prefix, &keys)?;
+        let fill_linear = |l: TorchLinear<B>, name: &str| -> Result<TorchLinear<B>> {
+            Ok(TorchLinear {
+                weight: dict.fill(l.weight, &format!("{prefix}{name}.weight"))?,
+                bias: l
+                    .bias
+                    .map(|b| dict.fill(b, &format!("{prefix}{name}.bias")))
+                    .transpose()?,
+            })
+        };
+        let fill_norm = |n: TorchLayerNorm<B>, name: &str| -> Result<TorchLayerNorm<B>> {
+            Ok(TorchLayerNorm {
+                weight: dict.fill(n.weight, &format!("{prefix}{name}.weight"))?,
+                bias: n
+                    .bias
+                    .map(|b| dict.fill(b, &format!("{prefix}{name}.bias")))
+                    .transpose()?,
+                eps: n.eps,
+            })
+        };
+        Ok(Self {
+            self_attn: self
+                .self_attn
+                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            linear1: fill_linear(self.linear1, "linear1")?,
+            linear2: fill_linear(self.linear2, "linear2")?,
+            norm1: fill_norm(self.norm1, "norm1")?,
+            norm2: fill_norm(self.norm2, "norm2")?,
+            ..self
+        })
+    }
+}
+
+/// Exact `gelu`, `x/2 (1 + erf(x / sqrt 2))`, composed so that autodiff differentiates it exactly:
+/// burn 0.21's default `gelu_backward` (used by burn-ndarray) is the derivative of the tanh
+/// approximation, off by up to 1e-3 from PyTorch's gradients.
+fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.clone() * 0.5 * ((x / std::f64::consts::SQRT_2).erf() + 1.0)
+}
+
+/// `gelu` with the tanh approximation: `x/2 (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`.
+fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715) * c;
+    x * 0.5 * (inner.tanh() + 1.0)
+}
