@@ -172,3 +172,50 @@ fn rnn_tanh_and_relu_bidirectional_padded() {
         );
     }
 }
+
+/// The encoder layer (self-attention with padding and causal masks, gelu feed-forward, pre-norm):
+/// d loss / d input by central differences.
+#[test]
+fn transformer_encoder_layer_input_gradient() {
+    use burn::module::AutodiffModule;
+    use burn::tensor::{Bool, TensorData};
+    use ember_lm::nn::{AttentionMasks, FeedForwardActivation, TransformerEncoderLayerConfig};
+    let device = Default::default();
+    Ad::seed(&device, 9);
+    let layer = TransformerEncoderLayerConfig::new(6, 2)
+        .with_d_ff(10)
+        .with_dropout(0.0)
+        .with_norm_first(true)
+        .with_activation(FeedForwardActivation::Gelu)
+        .init::<Ad>(&device)
+        .unwrap();
+    let padding = TensorData::new(vec![false, false, false, false, false, false, true, true], [2, 4]);
+    let masks = AttentionMasks {
+        key_padding: Some(Tensor::<Ad, 2, Bool>::from_data(padding, &device)),
+        causal: true,
+        ..Default::default()
+    };
+    let x: Tensor<Ad, 3> = random([2, 4, 6], &device).require_grad();
+    let w: Tensor<Ad, 3> = random([2, 4, 6], &device);
+    let grads = (layer.forward(x.clone(), &masks).unwrap() * w.clone())
+        .sum()
+        .backward();
+    let grad_x = x.grad(&grads).unwrap();
+    let inner = layer.valid();
+    let inner_masks = AttentionMasks {
+        key_padding: masks.key_padding.clone().map(|m| m.inner()),
+        causal: true,
+        ..Default::default()
+    };
+    let wi = w.inner();
+    let numeric = finite_difference(
+        |x| {
+            (inner.forward(x, &inner_masks).unwrap() * wi.clone())
+                .sum()
+                .into_scalar()
+        },
+        &x.inner(),
+        EPS,
+    );
+    assert_grad("encoder layer d/d input", grad_x.reshape([2, -1]), numeric);
+}
