@@ -70,6 +70,21 @@ impl<B: Backend> TorchLinear<B> {
         }
     }
 
+    /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
+    fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
+        let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
+        keys.extend(self.bias.as_ref().map(|b| (format!("{name}.bias"), b.dims().to_vec())));
+        keys
+    }
+
+    /// Takes `{path}.weight` and `{path}.bias` from `dict` (already checked).
+    fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
+        Ok(Self {
+            weight: dict.fill(self.weight, &format!("{path}.weight"))?,
+            bias: self.bias.map(|b| dict.fill(b, &format!("{path}.bias"))).transpose()?,
+        })
+    }
+
     /// `x Wᵀ + b` over the last dimension.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, len, d_in] = x.dims();
@@ -103,6 +118,22 @@ impl<B: Backend> TorchLayerNorm<B> {
             bias: bias.then(|| Initializer::Zeros.init([d], device)),
             eps,
         }
+    }
+
+    /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
+    fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
+        let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
+        keys.extend(self.bias.as_ref().map(|b| (format!("{name}.bias"), b.dims().to_vec())));
+        keys
+    }
+
+    /// Takes `{path}.weight` and `{path}.bias` from `dict` (already checked).
+    fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
+        Ok(Self {
+            weight: dict.fill(self.weight, &format!("{path}.weight"))?,
+            bias: self.bias.map(|b| dict.fill(b, &format!("{path}.bias"))).transpose()?,
+            eps: self.eps,
+        })
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -192,72 +223,51 @@ impl<B: Backend> TransformerEncoderLayer<B> {
     }
 
     fn feed_forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.linear1.forward(x);
-        let h = match self.activation {
-            FeedForwardActivation::Relu => relu(h),
-            FeedForwardActivation::Gelu => gelu_exact(h),
-            FeedForwardActivation::GeluTanh => gelu_tanh(h),
-        };
-        self.dropout
-            .forward(self.linear2.forward(self.dropout.forward(h)))
+        let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+        self.dropout.forward(y)
     }
 
     /// Loads the state dict of a `torch.nn.TransformerEncoderLayer` (keys under `prefix`). A
     /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
     pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
-        let linear = |l: &TorchLinear<B>, name: &str, keys: &mut Vec<(String, Vec<usize>)>| {
-            keys.push((format!("{name}.weight"), l.weight.dims().to_vec()));
-            if let Some(b) = &l.bias {
-                keys.push((format!("{name}.bias"), b.dims().to_vec()));
-            }
-        };
-        let norm = |n: &TorchLayerNorm<B>, name: &str, keys: &mut Vec<(String, Vec<usize>)>| {
-            keys.push((format!("{name}.weight"), n.weight.dims().to_vec()));
-            if let Some(b) = &n.bias {
-                keys.push((format!("{name}.bias"), b.dims().to_vec()));
-            }
-        };
-        let mut keys: Vec<(String, Vec<usize>)> = self
-            .self_attn
-            .pytorch_keys()
-            .into_iter()
-            .map(|(k, s)| (format!("self_attn.{k}"), s))
-            .collect();
-        linear(&self.linear1, "linear1", &mut keys);
-        linear(&self.linear2, "linear2", &mut keys);
-        norm(&self.norm1, "norm1", &mut keys);
-        norm(&self.norm2, "norm2", &mut keys);
+        let mut keys = prefixed(self.self_attn.pytorch_keys(), "self_attn.");
+        keys.extend(self.linear1.keys("linear1"));
+        keys.extend(self.linear2.keys("linear2"));
+        keys.extend(self.norm1.keys("norm1"));
+        keys.extend(self.norm2.keys("norm2"));
         dict.check_exact(prefix, &keys)?;
-        let fill_linear = |l: TorchLinear<B>, name: &str| -> Result<TorchLinear<B>> {
-            Ok(TorchLinear {
-                weight: dict.fill(l.weight, &format!("{prefix}{name}.weight"))?,
-                bias: l
-                    .bias
-                    .map(|b| dict.fill(b, &format!("{prefix}{name}.bias")))
-                    .transpose()?,
-            })
-        };
-        let fill_norm = |n: TorchLayerNorm<B>, name: &str| -> Result<TorchLayerNorm<B>> {
-            Ok(TorchLayerNorm {
-                weight: dict.fill(n.weight, &format!("{prefix}{name}.weight"))?,
-                bias: n
-                    .bias
-                    .map(|b| dict.fill(b, &format!("{prefix}{name}.bias")))
-                    .transpose()?,
-                eps: n.eps,
-            })
-        };
         Ok(Self {
-            self_attn: self
-                .self_attn
-                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
-            linear1: fill_linear(self.linear1, "linear1")?,
-            linear2: fill_linear(self.linear2, "linear2")?,
-            norm1: fill_norm(self.norm1, "norm1")?,
-            norm2: fill_norm(self.norm2, "norm2")?,
+            self_attn: self.self_attn.load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
+            linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
+            norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
+            norm2: self.norm2.load(dict, &format!("{prefix}norm2"))?,
             ..self
         })
     }
+}
+
+/// `keys` with `prefix` in front of each name.
+fn prefixed(keys: Vec<(String, Vec<usize>)>, prefix: &str) -> Vec<(String, Vec<usize>)> {
+    keys.into_iter().map(|(k, s)| (format!("{prefix}{k}"), s)).collect()
+}
+
+/// The feed-forward block `linear2(dropout(act(linear1(x))))`, shared by the encoder and decoder
+/// layers.
+fn feed_forward<B: Backend>(
+    linear1: &TorchLinear<B>,
+    linear2: &TorchLinear<B>,
+    activation: FeedForwardActivation,
+    dropout: &Dropout,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    let h = linear1.forward(x);
+    let h = match activation {
+        FeedForwardActivation::Relu => relu(h),
+        FeedForwardActivation::Gelu => gelu_exact(h),
+        FeedForwardActivation::GeluTanh => gelu_tanh(h),
+    };
+    linear2.forward(dropout.forward(h))
 }
 
 /// Exact `gelu`, `x/2 (1 + erf(x / sqrt 2))`, composed so that autodiff differentiates it exactly:
