@@ -5,7 +5,7 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use common::transformer::check_encoder_layer;
+use common::transformer::{check_decoder_layer, check_encoder_layer};
 
 #[test]
 fn ndarray_matches_pytorch() {
@@ -16,4 +16,15 @@ fn ndarray_matches_pytorch() {
 #[test]
 fn flex_matches_pytorch() {
     check_encoder_layer::<Autodiff<burn::backend::Flex>>(&Default::default(), 1e-5, 1e-4);
+}
+
+#[test]
+fn decoder_layer_ndarray_matches_pytorch() {
+    check_decoder_layer::<Autodiff<NdArray<f32>>>(&Default::default(), 1e-5, 1e-4);
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn decoder_layer_flex_matches_pytorch() {
+    check_decoder_layer::<Autodiff<burn::backend::Flex>>(&Default::default(), 1e-5, 1e-4);
 }

@@ -13,7 +13,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::{Distribution, Tensor};
 use common::attention::check_attention;
 use common::recurrent::check_all;
-use common::transformer::check_encoder_layer;
+use common::transformer::{check_decoder_layer, check_encoder_layer};
 use ember_lm::nn::{AttentionMasks, LstmConfig, MultiHeadAttentionConfig, TransformerEncoderLayerConfig};
 
 type Ad = Autodiff<Wgpu>;
@@ -37,6 +37,7 @@ fn wgpu_matches_pytorch_and_behaves() {
     // Attention and the Transformer encoder layer against PyTorch.
     check_attention::<Ad>(&device, 1e-4, 1e-3);
     check_encoder_layer::<Ad>(&device, 1e-4, 1e-3);
+    check_decoder_layer::<Ad>(&device, 1e-4, 1e-3);
 
     // Repeated calls agree, and asking for the weights does not change the output. (Broadcast
     // batched matmuls made both fail on this driver; the layers use 2-D matmuls.)

@@ -5,8 +5,8 @@ mod transformer;
 
 pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use transformer::{
-    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerEncoderLayer,
-    TransformerEncoderLayerConfig,
+    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoderLayer,
+    TransformerDecoderLayerConfig, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 
 pub use recurrent::{

@@ -1,4 +1,5 @@
-//! [`TransformerEncoderLayer`]: PyTorch's `torch.nn.TransformerEncoderLayer` (batch-first).
+//! [`TransformerEncoderLayer`] and [`TransformerDecoderLayer`]: PyTorch's `torch.nn.TransformerEncoderLayer` and
+//! `torch.nn.TransformerDecoderLayer` (batch-first).
 
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
@@ -73,7 +74,11 @@ impl<B: Backend> TorchLinear<B> {
     /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
     fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
         let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
-        keys.extend(self.bias.as_ref().map(|b| (format!("{name}.bias"), b.dims().to_vec())));
+        keys.extend(
+            self.bias
+                .as_ref()
+                .map(|b| (format!("{name}.bias"), b.dims().to_vec())),
+        );
         keys
     }
 
@@ -81,7 +86,10 @@ impl<B: Backend> TorchLinear<B> {
     fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
         Ok(Self {
             weight: dict.fill(self.weight, &format!("{path}.weight"))?,
-            bias: self.bias.map(|b| dict.fill(b, &format!("{path}.bias"))).transpose()?,
+            bias: self
+                .bias
+                .map(|b| dict.fill(b, &format!("{path}.bias")))
+                .transpose()?,
         })
     }
 
@@ -123,7 +131,11 @@ impl<B: Backend> TorchLayerNorm<B> {
     /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
     fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
         let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
-        keys.extend(self.bias.as_ref().map(|b| (format!("{name}.bias"), b.dims().to_vec())));
+        keys.extend(
+            self.bias
+                .as_ref()
+                .map(|b| (format!("{name}.bias"), b.dims().to_vec())),
+        );
         keys
     }
 
@@ -131,7 +143,10 @@ impl<B: Backend> TorchLayerNorm<B> {
     fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
         Ok(Self {
             weight: dict.fill(self.weight, &format!("{path}.weight"))?,
-            bias: self.bias.map(|b| dict.fill(b, &format!("{path}.bias"))).transpose()?,
+            bias: self
+                .bias
+                .map(|b| dict.fill(b, &format!("{path}.bias")))
+                .transpose()?,
             eps: self.eps,
         })
     }
@@ -237,7 +252,9 @@ impl<B: Backend> TransformerEncoderLayer<B> {
         keys.extend(self.norm2.keys("norm2"));
         dict.check_exact(prefix, &keys)?;
         Ok(Self {
-            self_attn: self.self_attn.load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            self_attn: self
+                .self_attn
+                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
             linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
             linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
             norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
@@ -249,7 +266,9 @@ impl<B: Backend> TransformerEncoderLayer<B> {
 
 /// `keys` with `prefix` in front of each name.
 fn prefixed(keys: Vec<(String, Vec<usize>)>, prefix: &str) -> Vec<(String, Vec<usize>)> {
-    keys.into_iter().map(|(k, s)| (format!("{prefix}{k}"), s)).collect()
+    keys.into_iter()
+        .map(|(k, s)| (format!("{prefix}{k}"), s))
+        .collect()
 }
 
 /// The feed-forward block `linear2(dropout(act(linear1(x))))`, shared by the encoder and decoder
@@ -282,4 +301,161 @@ fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let c = (2.0 / std::f64::consts::PI).sqrt();
     let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715) * c;
     x * 0.5 * (inner.tanh() + 1.0)
+}
+
+/// Configuration of a [`TransformerDecoderLayer`]; the options and defaults of
+/// `torch.nn.TransformerDecoderLayer` (always batch-first).
+#[derive(Config, Debug)]
+pub struct TransformerDecoderLayerConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of attention heads (self- and cross-attention).
+    pub n_heads: usize,
+    /// Width of the feed-forward block. Default 2048.
+    #[config(default = 2048)]
+    pub d_ff: usize,
+    /// Dropout after each block and inside the feed-forward block, only while training. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Feed-forward activation. Default relu.
+    #[config(default = "FeedForwardActivation::Relu")]
+    pub activation: FeedForwardActivation,
+    /// Layer norm before each block (pre-norm) instead of after it. Default false.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// Layer-norm epsilon. Default 1e-5.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Biases in the linear layers and layer norms. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// One Transformer decoder layer, computed as PyTorch's:
+///
+/// ```text
+/// post-norm: x = norm1(x + sa(x));  x = norm2(x + mha(x, memory));  x = norm3(x + ff(x))
+/// pre-norm:  x = x + sa(norm1(x));  x = x + mha(norm2(x), memory);  x = x + ff(norm3(x))
+/// ```
+///
+/// Field names follow PyTorch's state dict (`self_attn.*`, `multihead_attn.*`, `linear1.*`,
+/// `linear2.*`, `norm1.*` to `norm3.*`); [`TransformerDecoderLayer::load_state_dict`] loads one.
+#[derive(Module, Debug)]
+pub struct TransformerDecoderLayer<B: Backend> {
+    /// Self-attention over the target.
+    pub self_attn: MultiHeadAttention<B>,
+    /// Cross-attention from the target to the memory.
+    pub multihead_attn: MultiHeadAttention<B>,
+    /// First feed-forward linear, `[d_ff, d_model]`.
+    pub linear1: TorchLinear<B>,
+    /// Second feed-forward linear, `[d_model, d_ff]`.
+    pub linear2: TorchLinear<B>,
+    /// Norm around self-attention.
+    pub norm1: TorchLayerNorm<B>,
+    /// Norm around cross-attention.
+    pub norm2: TorchLayerNorm<B>,
+    /// Norm around the feed-forward block.
+    pub norm3: TorchLayerNorm<B>,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: FeedForwardActivation,
+    norm_first: bool,
+}
+
+impl TransformerDecoderLayerConfig {
+    /// Builds the layer, or an [`Error::Config`] for invalid sizes or dropout.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerDecoderLayer<B>> {
+        if self.d_ff == 0 {
+            return Err(Error::Config {
+                module: "TransformerDecoderLayerConfig",
+                message: "d_ff must be positive, found 0".into(),
+            });
+        }
+        let attention = || {
+            MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
+                .with_dropout(self.dropout)
+                .with_bias(self.bias)
+                .init(device)
+        };
+        let (d, ff, eps) = (self.d_model, self.d_ff, self.layer_norm_eps);
+        Ok(TransformerDecoderLayer {
+            self_attn: attention()?,
+            multihead_attn: attention()?,
+            linear1: TorchLinear::new(d, ff, self.bias, device),
+            linear2: TorchLinear::new(ff, d, self.bias, device),
+            norm1: TorchLayerNorm::new(d, eps, self.bias, device),
+            norm2: TorchLayerNorm::new(d, eps, self.bias, device),
+            norm3: TorchLayerNorm::new(d, eps, self.bias, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            norm_first: self.norm_first,
+        })
+    }
+}
+
+impl<B: Backend> TransformerDecoderLayer<B> {
+    /// # Shapes
+    /// - `x`: `[batch, tgt_len, d_model]`; `memory`: `[batch, src_len, d_model]`
+    /// - `self_masks`: key length `tgt_len` (usually `causal: true`); `cross_masks`: key length
+    ///   `src_len` (usually the source padding)
+    /// - output: `[batch, tgt_len, d_model]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        memory: Tensor<B, 3>,
+        self_masks: &AttentionMasks<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let sa = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
+            Ok(self
+                .dropout
+                .forward(self.self_attn.forward_self(x, self_masks, false)?.0))
+        };
+        let ca = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
+            let (y, _) =
+                self.multihead_attn
+                    .forward(x, memory.clone(), memory.clone(), cross_masks, false)?;
+            Ok(self.dropout.forward(y))
+        };
+        let ff = |x: Tensor<B, 3>| {
+            let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+            self.dropout.forward(y)
+        };
+        if self.norm_first {
+            let x = x.clone() + sa(self.norm1.forward(x))?;
+            let x = x.clone() + ca(self.norm2.forward(x))?;
+            Ok(x.clone() + ff(self.norm3.forward(x)))
+        } else {
+            let x = self.norm1.forward(x.clone() + sa(x)?);
+            let x = self.norm2.forward(x.clone() + ca(x)?);
+            Ok(self.norm3.forward(x.clone() + ff(x)))
+        }
+    }
+
+    /// Loads the state dict of a `torch.nn.TransformerDecoderLayer` (keys under `prefix`). A
+    /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        let mut keys = prefixed(self.self_attn.pytorch_keys(), "self_attn.");
+        keys.extend(prefixed(self.multihead_attn.pytorch_keys(), "multihead_attn."));
+        keys.extend(self.linear1.keys("linear1"));
+        keys.extend(self.linear2.keys("linear2"));
+        keys.extend(self.norm1.keys("norm1"));
+        keys.extend(self.norm2.keys("norm2"));
+        keys.extend(self.norm3.keys("norm3"));
+        dict.check_exact(prefix, &keys)?;
+        Ok(Self {
+            self_attn: self
+                .self_attn
+                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            multihead_attn: self
+                .multihead_attn
+                .load_state_dict(dict, &format!("{prefix}multihead_attn."))?,
+            linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
+            linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
+            norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
+            norm2: self.norm2.load(dict, &format!("{prefix}norm2"))?,
+            norm3: self.norm3.load(dict, &format!("{prefix}norm3"))?,
+            ..self
+        })
+    }
 }
