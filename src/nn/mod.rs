@@ -5,8 +5,9 @@ mod transformer;
 
 pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use transformer::{
-    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoderLayer,
-    TransformerDecoderLayerConfig, TransformerEncoderLayer, TransformerEncoderLayerConfig,
+    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoder, TransformerDecoderConfig,
+    TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
+    TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 
 pub use recurrent::{
