@@ -58,6 +58,14 @@ pub enum Error {
         /// The shape stored in the source.
         found: Vec<usize>,
     },
+    /// A [`KvCache`](crate::nn::KvCache) cannot take the new positions.
+    #[error("KV cache full: it holds {capacity} positions, {needed} were needed")]
+    CacheFull {
+        /// The cache's maximum length.
+        capacity: usize,
+        /// The length the append would have reached.
+        needed: usize,
+    },
     /// A weight file could not be read or parsed.
     #[error("cannot load {path}: {message}")]
     Load {

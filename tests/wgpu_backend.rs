@@ -14,7 +14,9 @@ use burn::tensor::{Distribution, Tensor};
 use common::attention::check_attention;
 use common::recurrent::check_all;
 use common::transformer::{check_decoder_layer, check_encoder_layer};
-use ember_lm::nn::{AttentionMasks, LstmConfig, MultiHeadAttentionConfig, TransformerEncoderLayerConfig};
+use ember_lm::nn::{
+    AttentionMasks, KvCache, LstmConfig, MultiHeadAttentionConfig, TransformerEncoderLayerConfig,
+};
 
 type Ad = Autodiff<Wgpu>;
 
@@ -43,6 +45,7 @@ fn wgpu_matches_pytorch_and_behaves() {
     // batched matmuls made both fail on this driver; the layers use 2-D matmuls.)
     let mha = MultiHeadAttentionConfig::new(8, 2).init::<Ad>(&device).unwrap();
     let x = Tensor::<Ad, 3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+    let x2 = x.clone();
     let none = AttentionMasks::default();
     let (a, _) = mha.forward_self(x.clone(), &none, true).unwrap();
     let (b, _) = mha.forward_self(x.clone(), &none, false).unwrap();
@@ -63,6 +66,22 @@ fn wgpu_matches_pytorch_and_behaves() {
         twice.into_data(),
         "the encoder layer is deterministic"
     );
+
+    // Incremental decoding with a KV cache equals the full causal forward.
+    let causal = AttentionMasks {
+        causal: true,
+        ..Default::default()
+    };
+    let (full, _) = mha.forward_self(x2.clone(), &causal, false).unwrap();
+    let mut cache = KvCache::new(2, 2, 4, 8, &device);
+    let steps: Vec<_> = (0..5)
+        .map(|t| {
+            mha.forward_cached(x2.clone().slice([0..2, t..t + 1]), &mut cache, &causal)
+                .unwrap()
+        })
+        .collect();
+    let err: f32 = (Tensor::cat(steps, 1) - full).abs().max().into_scalar();
+    assert!(err < 1e-4, "cached decoding differs by {err}");
 
     // Dropout between layers acts while training (autodiff backend) and not in inference.
     let lstm = LstmConfig::new(3, 8)

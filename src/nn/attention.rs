@@ -143,6 +143,34 @@ impl<B: Backend> MultiHeadAttention<B> {
         self.attend(q, k, v, masks, need_weights)
     }
 
+    /// Self-attention of new positions over themselves and the positions in `cache`, which it
+    /// extends: incremental decoding. With `masks.causal`, each new position sees the cache and
+    /// the new positions up to itself, exactly as in a full causal forward.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output `[batch, new, d_model]`
+    /// - `masks.key_padding` (if any): `[batch, cache.len() + new]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut crate::nn::KvCache<B>,
+        masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.check_input("x", &x)?;
+        let [batch, new, _] = x.dims();
+        let (q_len, kv_len, dh) = (self.d_model, self.n_kv_heads * self.d_head(), self.d_head());
+        let q = self.project(x.clone(), 0..q_len);
+        let k = self.project(x.clone(), q_len..q_len + kv_len);
+        let v = self.project(x, q_len + kv_len..q_len + 2 * kv_len);
+        // [B, new, H_kv d] -> [B, H_kv, new, d]
+        let split = |t: Tensor<B, 3>| t.reshape([batch, new, self.n_kv_heads, dh]).swap_dims(1, 2);
+        let (k_all, v_all) = cache.append(split(k), split(v))?;
+        // [B, H_kv, len, d] -> [B, len, H_kv d]
+        let total = cache.len();
+        let merge = |t: Tensor<B, 4>| t.swap_dims(1, 2).reshape([batch, total, kv_len]);
+        Ok(self.attend(q, merge(k_all), merge(v_all), masks, false)?.0)
+    }
+
     /// Attention of `query` over `key`/`value` (cross-attention), with the projections applied
     /// separately.
     ///

@@ -1,9 +1,11 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
 mod attention;
+mod kv_cache;
 mod recurrent;
 mod transformer;
 
 pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+pub use kv_cache::KvCache;
 pub use transformer::{
     FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoder, TransformerDecoderConfig,
     TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,

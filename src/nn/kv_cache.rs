@@ -1,0 +1,102 @@
+//! [`KvCache`]: keys and values of past positions for incremental decoding.
+
+use burn::tensor::{Int, Tensor};
+
+use crate::{Backend, Error, Result};
+
+/// The keys and values one attention layer has seen, preallocated up to `max_len` positions, so
+/// that decoding a new token attends over the cached prefix instead of recomputing it: O(N)
+/// attention work per step.
+///
+/// # Shapes
+/// Keys and values are stored `[batch, n_kv_heads, max_len, d_head]`; [`KvCache::len`] positions
+/// are filled. The position offset of the next token is `len()` (for learned, sinusoidal and
+/// rotary positions).
+#[derive(Clone, Debug)]
+pub struct KvCache<B: Backend> {
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+    len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `batch` sequences of at most `max_len` positions.
+    pub fn new(batch: usize, n_kv_heads: usize, d_head: usize, max_len: usize, device: &B::Device) -> Self {
+        let shape = [batch, n_kv_heads, max_len, d_head];
+        Self {
+            keys: Tensor::zeros(shape, device),
+            values: Tensor::zeros(shape, device),
+            len: 0,
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of positions.
+    pub fn capacity(&self) -> usize {
+        self.keys.dims()[2]
+    }
+
+    /// Forgets every cached position (the buffers are kept).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    /// Reorders the batch: sequence `i` of the result is sequence `indices[i]` of this cache
+    /// (beam search keeps its best beams this way). `indices` must have `batch` entries.
+    pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
+        let batch = self.keys.dims()[0];
+        if indices.dims()[0] != batch {
+            return Err(Error::shape(
+                "KvCache::reorder indices",
+                format!("[{batch}]"),
+                &indices.dims(),
+            ));
+        }
+        self.keys = self.keys.clone().select(0, indices.clone());
+        self.values = self.values.clone().select(0, indices);
+        Ok(())
+    }
+
+    /// Appends `keys`/`values` of new positions (`[batch, n_kv_heads, new, d_head]`) and returns
+    /// every cached position's keys and values (`[batch, n_kv_heads, len, d_head]`), or
+    /// [`Error::CacheFull`] when they do not fit.
+    pub(crate) fn append(
+        &mut self,
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+    ) -> Result<(Tensor<B, 4>, Tensor<B, 4>)> {
+        let [batch, heads, cap, d] = self.keys.dims();
+        let new = keys.dims()[2];
+        if keys.dims() != [batch, heads, new, d] || values.dims() != keys.dims() {
+            return Err(Error::shape(
+                "KvCache keys/values",
+                format!("[{batch}, {heads}, new, {d}]"),
+                &keys.dims(),
+            ));
+        }
+        if self.len + new > cap {
+            return Err(Error::CacheFull {
+                capacity: cap,
+                needed: self.len + new,
+            });
+        }
+        let range = [0..batch, 0..heads, self.len..self.len + new, 0..d];
+        self.keys = self.keys.clone().slice_assign(range.clone(), keys);
+        self.values = self.values.clone().slice_assign(range, values);
+        self.len += new;
+        let filled = [0..batch, 0..heads, 0..self.len, 0..d];
+        Ok((
+            self.keys.clone().slice(filled.clone()),
+            self.values.clone().slice(filled),
+        ))
+    }
+}
