@@ -1,11 +1,13 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
 mod attention;
 mod kv_cache;
+mod position;
 mod recurrent;
 mod transformer;
 
 pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use kv_cache::KvCache;
+pub use position::{LearnedPositions, PositionsConfig, SinusoidalPositions};
 pub use transformer::{
     FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoder, TransformerDecoderConfig,
     TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
