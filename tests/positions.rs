@@ -42,7 +42,7 @@ fn learned_positions_add_their_rows_at_the_offset() {
     let x = Tensor::<B, 3>::ones([2, 3, 4], &device);
     let out = pos.forward(x, 5).unwrap();
     let expected = pos.weight.val().slice(5..8).unsqueeze::<3>() + 1.0;
-    assert_eq!(out.slice([1..2]).into_data(), expected.into_data());
+    assert_eq!(out.slice(1..2).into_data(), expected.into_data());
 }
 
 #[test]
