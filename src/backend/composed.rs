@@ -8,6 +8,24 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::{CellKind, SequenceArgs, SequenceOutput};
 
+/// One `[N, 1]` mask per step (1 while the sequence is still running), or `None` when every
+/// sequence is full length.
+pub(crate) fn step_masks<B: Backend>(
+    lengths: Option<Vec<usize>>,
+    time: usize,
+    device: &B::Device,
+) -> Option<Vec<Tensor<B, 2>>> {
+    let lengths = lengths.filter(|l| l.iter().any(|&l| l < time))?;
+    let batch = lengths.len();
+    let masks = (0..time)
+        .map(|t| {
+            let m: Vec<f32> = lengths.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect();
+            Tensor::from_data(TensorData::new(m, [batch, 1]), device)
+        })
+        .collect();
+    Some(masks)
+}
+
 /// `σ(x) = (1 + tanh(x / 2)) / 2`. burn 0.21's default `sigmoid` computes in f32 whatever the
 /// backend's float type (it casts, then chains six ops), which breaks f64 gradient checks and costs
 /// more passes over memory than this form.
@@ -48,14 +66,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
         Some(b) => t + b.clone(),
         None => t,
     };
-    let masks: Option<Vec<Tensor<B, 2>>> = lengths.filter(|l| l.iter().any(|&l| l < time)).map(|lengths| {
-        (0..time)
-            .map(|t| {
-                let m: Vec<f32> = lengths.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect();
-                Tensor::from_data(TensorData::new(m, [batch, 1]), &device)
-            })
-            .collect()
-    });
+    let masks = step_masks::<B>(lengths, time, &device);
 
     // Input projections. Without autodiff, one matmul over all steps; under autodiff, one per
     // step, because slicing a hoisted projection makes the backward pass materialise a

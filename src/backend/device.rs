@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
-use super::composed::sigmoid;
+use super::composed::{sigmoid, step_masks};
 use super::host::{Saved, SavedSequence};
 use super::{Backend, CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
 
@@ -75,14 +75,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
     let xp = xp.reshape([n, t_len, gh]);
     let w_hh_t = weight_hh.clone().transpose(); // [R, G*H]
     let w_hr_t = weight_hr.clone().map(|w| w.transpose()); // [H, P]
-    let masks: Option<Vec<Tensor<B, 2>>> = lengths.filter(|l| l.iter().any(|&l| l < t_len)).map(|lengths| {
-        (0..t_len)
-            .map(|t| {
-                let m: Vec<f32> = lengths.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect();
-                Tensor::from_data(TensorData::new(m, [n, 1]), &device)
-            })
-            .collect()
-    });
+    let masks = step_masks::<B>(lengths, t_len, &device);
 
     let mut hs = h0;
     let mut cs = c0;
