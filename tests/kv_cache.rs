@@ -12,9 +12,14 @@ use ember_lm::nn::{AttentionMasks, KvCache, MultiHeadAttentionConfig};
 type B = NdArray<f64>;
 
 fn setup(n_kv: usize) -> (ember_lm::nn::MultiHeadAttention<B>, Tensor<B, 3>) {
+    setup_rotary(n_kv, None)
+}
+
+fn setup_rotary(n_kv: usize, rotary: Option<f64>) -> (ember_lm::nn::MultiHeadAttention<B>, Tensor<B, 3>) {
     let device = Default::default();
     let mha = MultiHeadAttentionConfig::new(8, 4)
         .with_n_kv_heads(Some(n_kv))
+        .with_rotary_base(rotary)
         .init::<B>(&device)
         .unwrap();
     let x = Tensor::<B, 3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
@@ -23,8 +28,9 @@ fn setup(n_kv: usize) -> (ember_lm::nn::MultiHeadAttention<B>, Tensor<B, 3>) {
 
 #[test]
 fn incremental_decoding_equals_the_full_causal_forward() {
-    for n_kv in [4, 2] {
-        let (mha, x) = setup(n_kv);
+    // Rotary positions must continue from the cache's length.
+    for (n_kv, rotary) in [(4, None), (2, None), (2, Some(10000.0))] {
+        let (mha, x) = setup_rotary(n_kv, rotary);
         let causal = AttentionMasks {
             causal: true,
             ..Default::default()
@@ -45,7 +51,7 @@ fn incremental_decoding_equals_the_full_causal_forward() {
         assert_eq!(cache.len(), 7);
         let stepped = Tensor::cat(parts, 1);
         assert_close(
-            &format!("n_kv={n_kv}"),
+            &format!("n_kv={n_kv}, rotary {rotary:?}"),
             stepped.into_data(),
             full.into_data(),
             1e-12,

@@ -11,7 +11,7 @@ mod common;
 use burn::backend::{Autodiff, Wgpu};
 use burn::module::AutodiffModule;
 use burn::tensor::{Distribution, Tensor};
-use common::attention::check_attention;
+use common::attention::{check_attention, check_fused_equals_explicit, check_gqa_rotary};
 use common::recurrent::check_all;
 use common::transformer::{check_decoder_layer, check_encoder_layer};
 use ember_lm::nn::{
@@ -38,6 +38,9 @@ fn wgpu_matches_pytorch_and_behaves() {
 
     // Attention and the Transformer encoder layer against PyTorch.
     check_attention::<Ad>(&device, 1e-4, 1e-3);
+    check_gqa_rotary::<Ad>(&device, 1e-4, 1e-3);
+    // burn's fused attention (cubecl's flash kernel) against the explicit path.
+    check_fused_equals_explicit::<Wgpu>(&device, 1e-4);
     check_encoder_layer::<Ad>(&device, 1e-4, 1e-3);
     check_decoder_layer::<Ad>(&device, 1e-4, 1e-3);
 

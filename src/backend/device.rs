@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 use super::composed::{sigmoid, step_masks};
 use super::host::{Saved, SavedSequence};

@@ -4,10 +4,12 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 use crate::io::StateDict;
+use crate::nn::{KvCache, RotaryConfig, RotaryPositions};
 use crate::{Backend, Error, Result};
 
 /// Configuration of a [`MultiHeadAttention`]; PyTorch's options and defaults.
@@ -27,6 +29,15 @@ pub struct MultiHeadAttentionConfig {
     /// Whether the input and output projections have biases. Default true.
     #[config(default = true)]
     pub bias: bool,
+    /// Rotary positions (RoPE, see [`RotaryPositions`]) applied to queries and keys with this
+    /// base (usually 10000); `None` (the default) for none.
+    #[config(default = "None")]
+    pub rotary_base: Option<f64>,
+    /// Use burn's fused `attention` op (flash attention on backends that have one) whenever no
+    /// weights are asked for and dropout is inactive; the explicit `softmax(QKᵀ)V` otherwise.
+    /// Both give the same result. Default true.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// Masks for one attention call. Boolean masks use burn's polarity, which is also PyTorch's for
@@ -44,8 +55,24 @@ pub struct AttentionMasks<B: Backend> {
     pub causal: bool,
 }
 
+/// Keys and values of a fixed memory, projected and split into heads once by
+/// [`MultiHeadAttention::project_memory`].
+///
+/// # Shapes
+/// `keys`, `values`: `[batch, n_kv_heads, key_len, d_head]`
+#[derive(Clone, Debug)]
+pub struct AttentionMemory<B: Backend> {
+    /// Projected keys (rotated when the attention has rotary positions).
+    pub keys: Tensor<B, 4>,
+    /// Projected values.
+    pub values: Tensor<B, 4>,
+}
+
 /// Multi-head attention as PyTorch computes it:
 /// `softmax(Q Kᵀ / sqrt(d_head) + mask) V`, per head, then the output projection.
+///
+/// A query whose keys are all masked attends to nothing and gets zeros (PyTorch gives NaN there),
+/// on the explicit and the fused path alike.
 ///
 /// Parameters keep PyTorch's names and layout (`in_proj_weight [(H + 2 H_kv) d_head, d_model]`,
 /// `in_proj_bias`, `out_proj.weight [d_model, d_model]`, `out_proj.bias`), so a state dict of
@@ -61,9 +88,11 @@ pub struct MultiHeadAttention<B: Backend> {
     /// Its bias.
     pub out_proj_bias: Option<Param<Tensor<B, 1>>>,
     dropout: Dropout,
+    rotary: Option<RotaryPositions>,
     n_heads: usize,
     n_kv_heads: usize,
     d_model: usize,
+    fused: bool,
 }
 
 impl MultiHeadAttentionConfig {
@@ -94,6 +123,10 @@ impl MultiHeadAttentionConfig {
             return err(format!("dropout must be in [0, 1), found {}", self.dropout));
         }
         let d = self.d_model;
+        let rotary = self
+            .rotary_base
+            .map(|base| RotaryConfig::new(d / self.n_heads).with_base(base).init())
+            .transpose()?;
         let rows = d + 2 * n_kv * (d / self.n_heads);
         let zeros = |n: usize| Initializer::Zeros.init([n], device);
         Ok(MultiHeadAttention {
@@ -111,9 +144,11 @@ impl MultiHeadAttentionConfig {
             .init_with([d, d], Some(d), Some(d), device),
             out_proj_bias: self.bias.then(|| zeros(d)),
             dropout: DropoutConfig::new(self.dropout).init(),
+            rotary,
             n_heads: self.n_heads,
             n_kv_heads: n_kv,
             d_model: d,
+            fused: self.fused,
         })
     }
 }
@@ -136,16 +171,15 @@ impl<B: Backend> MultiHeadAttention<B> {
         need_weights: bool,
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
         self.check_input("x", &x)?;
-        let (q_len, kv_len) = (self.d_model, self.n_kv_heads * self.d_head());
-        let q = self.project(x.clone(), 0..q_len);
-        let k = self.project(x.clone(), q_len..q_len + kv_len);
-        let v = self.project(x, q_len + kv_len..q_len + 2 * kv_len);
+        let (q, k, v) = self.project_qkv(x);
+        let (q, k) = (self.rotate(q, 0), self.rotate(k, 0));
         self.attend(q, k, v, masks, need_weights)
     }
 
     /// Self-attention of new positions over themselves and the positions in `cache`, which it
     /// extends: incremental decoding. With `masks.causal`, each new position sees the cache and
-    /// the new positions up to itself, exactly as in a full causal forward.
+    /// the new positions up to itself, exactly as in a full causal forward. Rotary positions
+    /// continue from `cache.len()`.
     ///
     /// # Shapes
     /// - `x`: `[batch, new, d_model]`; output `[batch, new, d_model]`
@@ -153,22 +187,15 @@ impl<B: Backend> MultiHeadAttention<B> {
     pub fn forward_cached(
         &self,
         x: Tensor<B, 3>,
-        cache: &mut crate::nn::KvCache<B>,
+        cache: &mut KvCache<B>,
         masks: &AttentionMasks<B>,
     ) -> Result<Tensor<B, 3>> {
         self.check_input("x", &x)?;
-        let [batch, new, _] = x.dims();
-        let (q_len, kv_len, dh) = (self.d_model, self.n_kv_heads * self.d_head(), self.d_head());
-        let q = self.project(x.clone(), 0..q_len);
-        let k = self.project(x.clone(), q_len..q_len + kv_len);
-        let v = self.project(x, q_len + kv_len..q_len + 2 * kv_len);
-        // [B, new, H_kv d] -> [B, H_kv, new, d]
-        let split = |t: Tensor<B, 3>| t.reshape([batch, new, self.n_kv_heads, dh]).swap_dims(1, 2);
-        let (k_all, v_all) = cache.append(split(k), split(v))?;
-        // [B, H_kv, len, d] -> [B, len, H_kv d]
-        let total = cache.len();
-        let merge = |t: Tensor<B, 4>| t.swap_dims(1, 2).reshape([batch, total, kv_len]);
-        Ok(self.attend(q, merge(k_all), merge(v_all), masks, false)?.0)
+        let offset = cache.len();
+        let (q, k, v) = self.project_qkv(x);
+        let (q, k) = (self.rotate(q, offset), self.rotate(k, offset));
+        let (k_all, v_all) = cache.append(k, v)?;
+        Ok(self.attend(q, k_all, v_all, masks, false)?.0)
     }
 
     /// Attention of `query` over `key`/`value` (cross-attention), with the projections applied
@@ -185,21 +212,61 @@ impl<B: Backend> MultiHeadAttention<B> {
         masks: &AttentionMasks<B>,
         need_weights: bool,
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
-        self.check_input("query", &query)?;
+        let memory = self.project_memory(key, value)?;
+        self.forward_memory(query, &memory, masks, need_weights)
+    }
+
+    /// Projects the keys and values of a fixed memory (an encoder's output) once, so that a
+    /// decoder attending to it at every step does not project it again.
+    ///
+    /// # Shapes
+    /// - `key`, `value`: `[batch, key_len, d_model]`
+    pub fn project_memory(&self, key: Tensor<B, 3>, value: Tensor<B, 3>) -> Result<AttentionMemory<B>> {
         self.check_input("key", &key)?;
         self.check_input("value", &value)?;
-        if key.dims()[..2] != value.dims()[..2] || key.dims()[0] != query.dims()[0] {
+        if key.dims() != value.dims() {
             return Err(Error::shape(
                 "MultiHeadAttention value",
-                format!("[batch {}, key_len {}, d_model]", key.dims()[0], key.dims()[1]),
+                format!("the key's shape {:?}", key.dims()),
                 &value.dims(),
             ));
         }
         let (q_len, kv_len) = (self.d_model, self.n_kv_heads * self.d_head());
-        let q = self.project(query, 0..q_len);
-        let k = self.project(key, q_len..q_len + kv_len);
-        let v = self.project(value, q_len + kv_len..q_len + 2 * kv_len);
-        self.attend(q, k, v, masks, need_weights)
+        let k = self.heads(self.project(key, q_len..q_len + kv_len), self.n_kv_heads);
+        let v = self.heads(
+            self.project(value, q_len + kv_len..q_len + 2 * kv_len),
+            self.n_kv_heads,
+        );
+        Ok(AttentionMemory {
+            keys: self.rotate(k, 0),
+            values: v,
+        })
+    }
+
+    /// Cross-attention of `query` over a memory projected by [`Self::project_memory`].
+    ///
+    /// # Shapes
+    /// - `query`: `[batch, query_len, d_model]`, the memory's batch
+    /// - output: `[batch, query_len, d_model]`; weights (when asked): `[batch, query_len, key_len]`
+    pub fn forward_memory(
+        &self,
+        query: Tensor<B, 3>,
+        memory: &AttentionMemory<B>,
+        masks: &AttentionMasks<B>,
+        need_weights: bool,
+    ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+        self.check_input("query", &query)?;
+        let batch = memory.keys.dims()[0];
+        if query.dims()[0] != batch {
+            return Err(Error::shape(
+                "MultiHeadAttention query",
+                format!("[{batch} (the memory's batch), query_len, {}]", self.d_model),
+                &query.dims(),
+            ));
+        }
+        let q = self.heads(self.project(query, 0..self.d_model), self.n_heads);
+        let q = self.rotate(q, 0);
+        self.attend(q, memory.keys.clone(), memory.values.clone(), masks, need_weights)
     }
 
     fn check_input(&self, what: &str, x: &Tensor<B, 3>) -> Result<()> {
@@ -228,43 +295,114 @@ impl<B: Backend> MultiHeadAttention<B> {
         y.reshape([batch, len, n])
     }
 
+    /// The fused self-attention projection, split into heads: `q [B, H, T, d]`,
+    /// `k`, `v` `[B, H_kv, T, d]`.
+    fn project_qkv(&self, x: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
+        let [batch, len, _] = x.dims();
+        let (h, h_kv, dh) = (self.n_heads, self.n_kv_heads, self.d_head());
+        // One matmul for Q, K and V: [B, T, D] -> [B, T, (H + 2 H_kv) d]
+        let rows = self.in_proj_weight.dims()[0];
+        let qkv = self.project(x, 0..rows);
+        let part = |from: usize, n: usize| {
+            let t = qkv.clone().slice([0..batch, 0..len, from * dh..(from + n) * dh]);
+            self.heads(t, n)
+        };
+        (part(0, h), part(h, h_kv), part(h + h_kv, h_kv))
+    }
+
+    /// `[B, T, n d] -> [B, T, n, d] -> [B, n, T, d]`
+    fn heads(&self, t: Tensor<B, 3>, n: usize) -> Tensor<B, 4> {
+        let [batch, len, _] = t.dims();
+        t.reshape([batch, len, n, self.d_head()]).swap_dims(1, 2)
+    }
+
+    fn rotate(&self, t: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {
+        match &self.rotary {
+            Some(r) => r.forward(t, offset),
+            None => t,
+        }
+    }
+
+    /// `softmax(Q Kᵀ / sqrt(d) + mask) V` over heads, then the output projection.
     fn attend(
         &self,
-        q: Tensor<B, 3>,
-        k: Tensor<B, 3>,
-        v: Tensor<B, 3>,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
         masks: &AttentionMasks<B>,
         need_weights: bool,
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
-        let [batch, q_len, _] = q.dims();
-        let k_len = k.dims()[1];
-        let (h, h_kv, dh) = (self.n_heads, self.n_kv_heads, self.d_head());
-        // [B, T, H d] -> [B, T, H, d] -> [B, H, T, d]
-        let heads = |t: Tensor<B, 3>, n: usize, len: usize| t.reshape([batch, len, n, dh]).swap_dims(1, 2);
-        let q = heads(q, h, q_len);
-        let mut k = heads(k, h_kv, k_len);
-        let mut v = heads(v, h_kv, k_len);
-        if h_kv != h {
-            // Each key/value head serves h / h_kv consecutive query heads.
-            k = k
-                .reshape([batch, h_kv, 1, k_len, dh])
-                .repeat_dim(2, h / h_kv)
-                .reshape([batch, h, k_len, dh]);
-            v = v
-                .reshape([batch, h_kv, 1, k_len, dh])
-                .repeat_dim(2, h / h_kv)
-                .reshape([batch, h, k_len, dh]);
-        }
-        // [B, H, Tq, d] x [B, H, d, Tk] -> [B, H, Tq, Tk]
-        let mut scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt();
-        let device = scores.device();
-        let mut blocked: Option<Tensor<B, 4, Bool>> = None;
-        let mut add_block = |m: Tensor<B, 4, Bool>| {
-            blocked = Some(match blocked.take() {
-                Some(b) => b.bool_or(m),
-                None => m,
-            });
+        let [batch, h, q_len, dh] = q.dims();
+        let [_, h_kv, k_len, _] = k.dims();
+        let (k, v) = if h_kv != h {
+            // Each key/value head serves h / h_kv consecutive query heads:
+            // [B, H_kv, Tk, d] -> [B, H_kv, 1, Tk, d] -> [B, H_kv, H / H_kv, Tk, d] -> [B, H, Tk, d]
+            let widen = |t: Tensor<B, 4>| {
+                t.reshape([batch, h_kv, 1, k_len, dh])
+                    .repeat_dim(2, h / h_kv)
+                    .reshape([batch, h, k_len, dh])
+            };
+            (widen(k), widen(v))
+        } else {
+            (k, v)
         };
+        let (blocked, bias) = self.mask_terms(masks, [batch, h, q_len, k_len], &q.device())?;
+        let dropout_active = self.dropout.prob > 0.0 && B::ad_enabled(&q.device());
+        let (context, weights) = if self.fused && !need_weights && !dropout_active {
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: masks.causal,
+            };
+            (attention(q, k, v, blocked, bias, options), None)
+        } else {
+            // [B, H, Tq, d] x [B, H, d, Tk] -> [B, H, Tq, Tk]
+            let mut scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt();
+            let mut blocked = blocked;
+            if masks.causal {
+                // Query i sits at key position (k_len - q_len + i): it sees keys up to there.
+                let offset = k_len as i64 - q_len as i64;
+                let future = Tensor::<B, 2, Bool>::tril_mask([q_len, k_len], offset, &scores.device())
+                    .reshape([1, 1, q_len, k_len])
+                    .expand([batch, h, q_len, k_len]);
+                blocked = Some(match blocked {
+                    Some(b) => b.bool_or(future),
+                    None => future,
+                });
+            }
+            if let Some(b) = blocked {
+                scores = scores.mask_fill(b, f64::NEG_INFINITY);
+            }
+            if let Some(b) = bias {
+                scores = scores + b;
+            }
+            let weights = self.dropout.forward(masked_softmax(scores));
+            // [B, H, Tq, Tk] x [B, H, Tk, d] -> [B, H, Tq, d]
+            (weights.clone().matmul(v), need_weights.then_some(weights))
+        };
+        // [B, H, Tq, d] -> [B, Tq, H, d] -> [B*Tq, D] -> [B*Tq, D] -> [B, Tq, D]
+        let context = context.swap_dims(1, 2).reshape([batch * q_len, self.d_model]);
+        let mut out = context.matmul(self.out_proj_weight.val().transpose());
+        if let Some(b) = &self.out_proj_bias {
+            out = out + b.val().unsqueeze::<2>();
+        }
+        let out = out.reshape([batch, q_len, self.d_model]);
+        // [B, H, Tq, Tk] -> [B, 1, Tq, Tk] -> [B, Tq, Tk]
+        let weights = weights.map(|w| w.mean_dim(1).reshape([batch, q_len, k_len]));
+        Ok((out, weights))
+    }
+
+    /// The boolean masks (key padding, `attn_bool`) merged into one `[B, H, Tq, Tk]` mask, and the
+    /// additive mask broadcast to the same shape; the causal flag is left to the caller.
+    #[allow(clippy::type_complexity)]
+    fn mask_terms(
+        &self,
+        masks: &AttentionMasks<B>,
+        shape: [usize; 4],
+        device: &B::Device,
+    ) -> Result<(Option<Tensor<B, 4, Bool>>, Option<Tensor<B, 4>>)> {
+        let [batch, _, q_len, k_len] = shape;
+        let mut blocked: Option<Tensor<B, 4, Bool>> = None;
         if let Some(kpm) = &masks.key_padding {
             if kpm.dims() != [batch, k_len] {
                 return Err(Error::shape(
@@ -273,12 +411,8 @@ impl<B: Backend> MultiHeadAttention<B> {
                     &kpm.dims(),
                 ));
             }
-            // [B, Tk] -> [B, 1, 1, Tk]
-            add_block(
-                kpm.clone()
-                    .reshape([batch, 1, 1, k_len])
-                    .expand([batch, h, q_len, k_len]),
-            );
+            // [B, Tk] -> [B, 1, 1, Tk] -> [B, H, Tq, Tk]
+            blocked = Some(kpm.clone().reshape([batch, 1, 1, k_len]).expand(shape));
         }
         if let Some(m) = &masks.attn_bool {
             if m.dims() != [q_len, k_len] {
@@ -288,53 +422,30 @@ impl<B: Backend> MultiHeadAttention<B> {
                     &m.dims(),
                 ));
             }
-            add_block(
-                m.clone()
-                    .reshape([1, 1, q_len, k_len])
-                    .expand([batch, h, q_len, k_len]),
-            );
+            // [Tq, Tk] -> [1, 1, Tq, Tk] -> [B, H, Tq, Tk]
+            let m = m.clone().reshape([1, 1, q_len, k_len]).expand(shape);
+            blocked = Some(match blocked {
+                Some(b) => b.bool_or(m),
+                None => m,
+            });
         }
-        if masks.causal {
-            // Query i sits at key position (k_len - q_len + i): it sees keys up to there.
-            let offset = k_len as i64 - q_len as i64;
-            let future = Tensor::<B, 2, Bool>::tril_mask([q_len, k_len], offset, &device);
-            add_block(
-                future
-                    .reshape([1, 1, q_len, k_len])
-                    .expand([batch, h, q_len, k_len]),
-            );
-        }
-        if let Some(m) = &masks.attn_additive {
-            if m.dims() != [q_len, k_len] {
+        let bias = match &masks.attn_additive {
+            Some(m) if m.dims() != [q_len, k_len] => {
                 return Err(Error::shape(
                     "attention mask",
                     format!("[{q_len}, {k_len}]"),
                     &m.dims(),
                 ));
             }
-            scores = scores + m.clone().reshape([1, 1, q_len, k_len]);
-        }
-        if let Some(b) = blocked {
-            scores = scores.mask_fill(b, f64::NEG_INFINITY);
-        }
-        let weights = softmax(scores, 3);
-        let weights = self.dropout.forward(weights);
-        // [B, H, Tq, Tk] x [B, H, Tk, d] -> [B, H, Tq, d] -> [B, Tq, H, d] -> [B, Tq, D]
-        let context = weights
-            .clone()
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, q_len, self.d_model]);
-        // [B, Tq, D] -> [B*Tq, D] -> [B*Tq, D] -> [B, Tq, D]
-        let mut out = context
-            .reshape([batch * q_len, self.d_model])
-            .matmul(self.out_proj_weight.val().transpose());
-        if let Some(b) = &self.out_proj_bias {
-            out = out + b.val().unsqueeze::<2>();
-        }
-        let out = out.reshape([batch, q_len, self.d_model]);
-        let weights = need_weights.then(|| weights.mean_dim(1).reshape([batch, q_len, k_len]));
-        Ok((out, weights))
+            Some(m) => Some(
+                m.clone()
+                    .to_device(device)
+                    .reshape([1, 1, q_len, k_len])
+                    .expand(shape),
+            ),
+            None => None,
+        };
+        Ok((blocked, bias))
     }
 
     /// PyTorch's key names of this module's parameters with their shapes.
@@ -372,4 +483,14 @@ impl<B: Backend> MultiHeadAttention<B> {
             ..self
         })
     }
+}
+
+/// Softmax over the last axis that gives zeros, not NaN, on a row whose scores are all `-inf`
+/// (the same guard as burn's fused attention, so both paths agree).
+fn masked_softmax<B: Backend>(scores: Tensor<B, 4>) -> Tensor<B, 4> {
+    // The shift only guards against overflow; softmax does not depend on it, so no gradient.
+    let max = scores.clone().max_dim(3).clamp_min(f32::MIN).detach();
+    let e = (scores - max).exp();
+    let sum = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
+    e / sum
 }

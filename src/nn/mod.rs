@@ -5,9 +5,9 @@ mod position;
 mod recurrent;
 mod transformer;
 
-pub use attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+pub use attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use kv_cache::KvCache;
-pub use position::{LearnedPositions, PositionsConfig, SinusoidalPositions};
+pub use position::{LearnedPositions, PositionsConfig, RotaryConfig, RotaryPositions, SinusoidalPositions};
 pub use transformer::{
     FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoder, TransformerDecoderConfig,
     TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,

@@ -114,3 +114,78 @@ impl<B: Backend> LearnedPositions<B> {
         add_positions(self.weight.val(), x, offset)
     }
 }
+
+/// Configuration of [`RotaryPositions`].
+#[derive(Config, Debug)]
+pub struct RotaryConfig {
+    /// Width of one attention head; must be even.
+    pub d_head: usize,
+    /// Base of the frequencies, `theta` in the RoFormer paper. Default 10000, as GPT-NeoX, Llama
+    /// and Hugging Face's `rope_theta`.
+    #[config(default = 10000.0)]
+    pub base: f64,
+}
+
+/// Rotary position embedding (RoPE) in the "rotate half" convention of GPT-NeoX, Llama and
+/// Hugging Face Transformers: for a head vector `x = [x1, x2]` (two halves) at position `p`,
+/// `rope(x) = x ⊙ cos(p θ) + [-x2, x1] ⊙ sin(p θ)`, with `θ_i = base^(-2i / d_head)` repeated
+/// over both halves.
+///
+/// burn's `RotaryEncoding` rotates interleaved pairs `(x_{2i}, x_{2i+1})` (the original Meta
+/// layout) and precomputes a fixed-length table; checkpoints from Hugging Face use the halves
+/// layout, and computing the angles per call needs no maximum length.
+#[derive(Module, Clone, Debug)]
+pub struct RotaryPositions {
+    d_head: usize,
+    base: f64,
+}
+
+impl RotaryConfig {
+    /// Builds the rotation, or an [`Error::Config`] when `d_head` is odd or zero or `base <= 1`.
+    pub fn init(&self) -> Result<RotaryPositions> {
+        if self.d_head == 0 || !self.d_head.is_multiple_of(2) || self.base <= 1.0 {
+            return Err(Error::Config {
+                module: "RotaryConfig",
+                message: format!(
+                    "d_head must be even and positive and base > 1, found d_head {} and base {}",
+                    self.d_head, self.base
+                ),
+            });
+        }
+        Ok(RotaryPositions {
+            d_head: self.d_head,
+            base: self.base,
+        })
+    }
+}
+
+impl RotaryPositions {
+    /// Rotates the heads of `x` for the positions `offset .. offset + time`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, heads, time, d_head]`; output the same
+    pub fn forward<B: Backend>(&self, x: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {
+        let [batch, heads, time, d] = x.dims();
+        debug_assert_eq!(d, self.d_head);
+        let half = d / 2;
+        // Angles in f64 on the host, so long positions keep their precision.
+        let (mut cos, mut sin) = (Vec::with_capacity(time * d), Vec::with_capacity(time * d));
+        for p in offset..offset + time {
+            for j in 0..d {
+                let theta = self.base.powf(-2.0 * (j % half) as f64 / d as f64);
+                let angle = p as f64 * theta;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let device = x.device();
+        // [time, d] -> [1, 1, time, d]
+        let table = |v: Vec<f32>| {
+            Tensor::<B, 2>::from_data(TensorData::new(v, [time, d]), &device).reshape([1, 1, time, d])
+        };
+        let x1 = x.clone().slice([0..batch, 0..heads, 0..time, 0..half]);
+        let x2 = x.clone().slice([0..batch, 0..heads, 0..time, half..d]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * table(cos) + rotated * table(sin)
+    }
+}
