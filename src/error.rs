@@ -66,7 +66,27 @@ pub enum Error {
         /// The length the append would have reached.
         needed: usize,
     },
-    /// A weight file could not be read or parsed.
+    /// A token id outside `0..vocab_size`.
+    #[error("token id {found} is outside the vocabulary (0..{vocab_size})")]
+    TokenId {
+        /// The offending id.
+        found: i64,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+    /// A sequence longer than the model's context (`block_size`).
+    #[error(
+        "sequence of {found} positions (with {offset} already cached) exceeds the context of {max} positions"
+    )]
+    TooLong {
+        /// Positions asked for in this call.
+        found: usize,
+        /// Positions already in the cache.
+        offset: usize,
+        /// The model's context length.
+        max: usize,
+    },
+    /// A weight or configuration file could not be read or parsed.
     #[error("cannot load {path}: {message}")]
     Load {
         /// The file.

@@ -55,6 +55,7 @@
 pub mod backend;
 mod error;
 pub mod io;
+pub mod models;
 pub mod nn;
 
 pub use backend::Backend;

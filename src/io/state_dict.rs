@@ -90,6 +90,17 @@ impl StateDict {
     /// Keys outside `prefix` are ignored, so that one submodule of a larger checkpoint can be
     /// loaded (`prefix = "encoder.rnn."`).
     pub(crate) fn check_exact(&self, prefix: &str, expected: &[(String, Vec<usize>)]) -> Result<()> {
+        self.check_exact_ignoring(prefix, expected, |_| false)
+    }
+
+    /// As `check_exact`, with keys for which `ignore` holds allowed to be present (buffers a
+    /// checkpoint stores but the module computes, such as GPT-2's causal `attn.bias`).
+    pub(crate) fn check_exact_ignoring(
+        &self,
+        prefix: &str,
+        expected: &[(String, Vec<usize>)],
+        ignore: impl Fn(&str) -> bool,
+    ) -> Result<()> {
         let present: BTreeSet<&str> = self
             .tensors
             .keys()
@@ -108,6 +119,7 @@ impl StateDict {
         }
         let unexpected: Vec<String> = present
             .difference(&wanted)
+            .filter(|k| !ignore(k))
             .map(|k| format!("{prefix}{k}"))
             .collect();
         if !unexpected.is_empty() {

@@ -158,6 +158,11 @@ impl<B: Backend> MultiHeadAttention<B> {
         self.d_model / self.n_heads
     }
 
+    /// An empty [`KvCache`] sized for this attention's key/value heads.
+    pub fn new_cache(&self, batch: usize, max_len: usize, device: &B::Device) -> KvCache<B> {
+        KvCache::new(batch, self.n_kv_heads, self.d_head(), max_len, device)
+    }
+
     /// Self-attention: queries, keys and values all come from `x`, through one fused projection.
     ///
     /// # Shapes

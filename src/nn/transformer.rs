@@ -7,7 +7,8 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
-use super::attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+use super::attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
+use super::kv_cache::KvCache;
 use crate::io::StateDict;
 use crate::{Backend, Error, Result};
 
@@ -62,7 +63,7 @@ pub struct TorchLinear<B: Backend> {
 
 impl<B: Backend> TorchLinear<B> {
     /// PyTorch's `nn.Linear` initialisation: `U(-1/sqrt(in), 1/sqrt(in))` for weight and bias.
-    fn new(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Self {
+    pub fn new(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Self {
         let k = 1.0 / (d_in as f64).sqrt();
         let init = Initializer::Uniform { min: -k, max: k };
         Self {
@@ -94,7 +95,10 @@ impl<B: Backend> TorchLinear<B> {
     }
 
     /// `x Wᵀ + b` over the last dimension.
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, len, in]`; output `[batch, len, out]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, len, d_in] = x.dims();
         let d_out = self.weight.dims()[0];
         // [B, T, in] -> [B*T, in] -> [B*T, out] -> [B, T, out]: a 2-D matmul, because broadcast
@@ -120,7 +124,8 @@ pub struct TorchLayerNorm<B: Backend> {
 }
 
 impl<B: Backend> TorchLayerNorm<B> {
-    fn new(d: usize, eps: f64, bias: bool, device: &B::Device) -> Self {
+    /// A norm over `d` features: ones, zeros (when `bias`), and `eps`.
+    pub fn new(d: usize, eps: f64, bias: bool, device: &B::Device) -> Self {
         Self {
             weight: Initializer::Ones.init([d], device),
             bias: bias.then(|| Initializer::Zeros.init([d], device)),
@@ -151,7 +156,11 @@ impl<B: Backend> TorchLayerNorm<B> {
         })
     }
 
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// Normalises the last dimension, then scales and shifts it.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, len, d]`; output the same
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         // Biased variance over the last dimension, as PyTorch's layer norm.
         let centred = x.clone() - x.mean_dim(2);
         let var = centred.clone().powi_scalar(2).mean_dim(2);
@@ -223,11 +232,30 @@ impl<B: Backend> TransformerEncoderLayer<B> {
     /// - `x`: `[batch, time, d_model]`; masks as in [`AttentionMasks`] with `key_len = time`
     /// - output: `[batch, time, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>, masks: &AttentionMasks<B>) -> Result<Tensor<B, 3>> {
-        let attend = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
-            Ok(self
-                .dropout
-                .forward(self.self_attn.forward_self(x, masks, false)?.0))
-        };
+        self.block(x, |h| Ok(self.self_attn.forward_self(h, masks, false)?.0))
+    }
+
+    /// The layer over new positions, attending to them and to the positions in `cache`, which
+    /// it extends (incremental decoding; see [`MultiHeadAttention::forward_cached`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.block(x, |h| self.self_attn.forward_cached(h, cache, masks))
+    }
+
+    /// The residual block around a given attention.
+    fn block(
+        &self,
+        x: Tensor<B, 3>,
+        attention: impl FnOnce(Tensor<B, 3>) -> Result<Tensor<B, 3>>,
+    ) -> Result<Tensor<B, 3>> {
+        let attend = |x| -> Result<Tensor<B, 3>> { Ok(self.dropout.forward(attention(x)?)) };
         if self.norm_first {
             let x = x.clone() + attend(self.norm1.forward(x))?;
             Ok(x.clone() + self.feed_forward(self.norm2.forward(x)))
@@ -411,15 +439,54 @@ impl<B: Backend> TransformerDecoderLayer<B> {
         self_masks: &AttentionMasks<B>,
         cross_masks: &AttentionMasks<B>,
     ) -> Result<Tensor<B, 3>> {
-        let sa = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
-            Ok(self
-                .dropout
-                .forward(self.self_attn.forward_self(x, self_masks, false)?.0))
-        };
+        let memory = self.multihead_attn.project_memory(memory.clone(), memory)?;
+        self.block(
+            x,
+            |h| Ok(self.self_attn.forward_self(h, self_masks, false)?.0),
+            &memory,
+            cross_masks,
+        )
+    }
+
+    /// The layer over new target positions, attending to them and to the positions in `cache`
+    /// (which it extends), and to a memory projected once by [`Self::project_memory`]:
+    /// incremental decoding.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        memory: &AttentionMemory<B>,
+        cache: &mut KvCache<B>,
+        self_masks: &AttentionMasks<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.block(
+            x,
+            |h| self.self_attn.forward_cached(h, cache, self_masks),
+            memory,
+            cross_masks,
+        )
+    }
+
+    /// The cross-attention keys and values of `memory` (`[batch, src_len, d_model]`).
+    pub fn project_memory(&self, memory: Tensor<B, 3>) -> Result<AttentionMemory<B>> {
+        self.multihead_attn.project_memory(memory.clone(), memory)
+    }
+
+    fn block(
+        &self,
+        x: Tensor<B, 3>,
+        self_attention: impl FnOnce(Tensor<B, 3>) -> Result<Tensor<B, 3>>,
+        memory: &AttentionMemory<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let sa = |x| -> Result<Tensor<B, 3>> { Ok(self.dropout.forward(self_attention(x)?)) };
         let ca = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
-            let (y, _) =
-                self.multihead_attn
-                    .forward(x, memory.clone(), memory.clone(), cross_masks, false)?;
+            let (y, _) = self
+                .multihead_attn
+                .forward_memory(x, memory, cross_masks, false)?;
             Ok(self.dropout.forward(y))
         };
         let ff = |x: Tensor<B, 3>| {
@@ -585,6 +652,43 @@ impl<B: Backend> TransformerEncoder<B> {
         }
         Ok(self.finish(x))
     }
+
+    /// One empty cache per layer for incremental decoding of `batch` sequences of at most
+    /// `max_len` positions.
+    pub fn new_caches(&self, batch: usize, max_len: usize, device: &B::Device) -> Vec<KvCache<B>> {
+        self.layers
+            .iter()
+            .map(|l| l.self_attn.new_cache(batch, max_len, device))
+            .collect()
+    }
+
+    /// The stack over new positions with one cache per layer (from [`Self::new_caches`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        caches: &mut [KvCache<B>],
+        masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        check_cache_count(caches.len(), self.layers.len())?;
+        let mut x = x;
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            x = layer.forward_cached(x, cache, masks)?;
+        }
+        Ok(self.finish(x))
+    }
+}
+
+fn check_cache_count(found: usize, layers: usize) -> Result<()> {
+    if found != layers {
+        return Err(Error::Config {
+            module: "transformer stack",
+            message: format!("one KV cache per layer: expected {layers}, found {found}"),
+        });
+    }
+    Ok(())
 }
 
 impl<B: Backend> TransformerDecoder<B> {
@@ -601,6 +705,43 @@ impl<B: Backend> TransformerDecoder<B> {
         let mut x = x;
         for layer in &self.layers {
             x = layer.forward(x, memory.clone(), self_masks, cross_masks)?;
+        }
+        Ok(self.finish(x))
+    }
+
+    /// One empty self-attention cache per layer, as [`TransformerEncoder::new_caches`].
+    pub fn new_caches(&self, batch: usize, max_len: usize, device: &B::Device) -> Vec<KvCache<B>> {
+        self.layers
+            .iter()
+            .map(|l| l.self_attn.new_cache(batch, max_len, device))
+            .collect()
+    }
+
+    /// Each layer's cross-attention keys and values of `memory`, projected once for decoding.
+    pub fn project_memory(&self, memory: Tensor<B, 3>) -> Result<Vec<AttentionMemory<B>>> {
+        self.layers
+            .iter()
+            .map(|l| l.project_memory(memory.clone()))
+            .collect()
+    }
+
+    /// The stack over new target positions, with one cache and one projected memory per layer.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        memories: &[AttentionMemory<B>],
+        caches: &mut [KvCache<B>],
+        self_masks: &AttentionMasks<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        check_cache_count(caches.len(), self.layers.len())?;
+        check_cache_count(memories.len(), self.layers.len())?;
+        let mut x = x;
+        for ((layer, cache), memory) in self.layers.iter().zip(caches.iter_mut()).zip(memories) {
+            x = layer.forward_cached(x, memory, cache, self_masks, cross_masks)?;
         }
         Ok(self.finish(x))
     }

@@ -1,0 +1,298 @@
+//! [`Gpt`]: a decoder-only Transformer language model, configured like nanoGPT and GPT-2.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
+
+use crate::nn::{
+    AttentionMasks, FeedForwardActivation, KvCache, LearnedPositions, PositionsConfig, TorchLayerNorm,
+    TorchLinear, TransformerEncoderLayer, TransformerEncoderLayerConfig,
+};
+use crate::{Backend, Error, Result};
+
+/// Configuration of a [`Gpt`], with nanoGPT's names and defaults.
+#[derive(Config, Debug)]
+pub struct GptConfig {
+    /// Vocabulary size (GPT-2: 50257; nanoGPT's character-level Shakespeare: 65).
+    pub vocab_size: usize,
+    /// Context length: the most positions one sequence may have (GPT-2's `n_positions`).
+    pub block_size: usize,
+    /// Number of Transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads per block; `n_embd` must be divisible by it.
+    pub n_head: usize,
+    /// Model width.
+    pub n_embd: usize,
+    /// Dropout on embeddings, attention weights and residual branches, only while training.
+    /// Default 0, as nanoGPT (GPT-2 used 0.1).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Biases in the linear layers and layer norms. Default true, as GPT-2.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Width of the feed-forward layer; `None` (the default) is `4 n_embd`, GPT-2's `n_inner`.
+    #[config(default = "None")]
+    pub n_inner: Option<usize>,
+    /// Layer-norm epsilon. Default 1e-5, as GPT-2.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Feed-forward activation. Default the tanh approximation of GELU (GPT-2's `gelu_new`).
+    #[config(default = "FeedForwardActivation::GeluTanh")]
+    pub activation: FeedForwardActivation,
+    /// Share the LM head's weight with the token embedding. Default true, as GPT-2 and nanoGPT.
+    #[config(default = true)]
+    pub tie_weights: bool,
+}
+
+/// A GPT: token and learned position embeddings, pre-norm Transformer blocks with causal
+/// self-attention, a final layer norm and a linear head to vocabulary logits:
+///
+/// ```text
+/// x = dropout(wte[ids] + wpe[positions])
+/// x = block_i(x)            for each of the n_layer blocks (pre-norm, causal)
+/// logits = ln_f(x) Wᵀ       W = wte (tied) or lm_head.weight
+/// ```
+///
+/// Each block is a [`TransformerEncoderLayer`] with `norm_first` and a causal mask, the same
+/// computation as GPT-2's `ln_1 / attn / ln_2 / mlp`. [`Gpt::from_pretrained`] loads a Hugging Face
+/// GPT-2 checkpoint.
+#[derive(Module, Debug)]
+pub struct Gpt<B: Backend> {
+    /// Token embedding `[vocab_size, n_embd]` (GPT-2's `wte`).
+    pub wte: Param<Tensor<B, 2>>,
+    /// Position embedding `[block_size, n_embd]` (GPT-2's `wpe`).
+    pub wpe: LearnedPositions<B>,
+    /// The blocks (GPT-2's `h`).
+    pub h: Vec<TransformerEncoderLayer<B>>,
+    /// Final layer norm.
+    pub ln_f: TorchLayerNorm<B>,
+    /// The LM head `[vocab_size, n_embd]`, absent when tied to `wte`.
+    pub lm_head: Option<TorchLinear<B>>,
+    drop: Dropout,
+    vocab_size: usize,
+    block_size: usize,
+}
+
+/// The per-block key/value caches of a [`Gpt`] for incremental decoding.
+#[derive(Clone, Debug)]
+pub struct GptCache<B: Backend> {
+    /// One cache per block.
+    pub layers: Vec<KvCache<B>>,
+}
+
+impl<B: Backend> GptCache<B> {
+    /// Positions decoded so far (the position offset of the next token).
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, KvCache::len)
+    }
+
+    /// Whether nothing has been decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every position.
+    pub fn reset(&mut self) {
+        self.layers.iter_mut().for_each(KvCache::reset);
+    }
+
+    /// Reorders the batch (sequence `i` becomes sequence `indices[i]`), as beam search needs.
+    pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
+        for cache in &mut self.layers {
+            cache.reorder(indices.clone())?;
+        }
+        Ok(())
+    }
+}
+
+impl GptConfig {
+    /// Builds the model with GPT-2's initialisation (as nanoGPT): weights `N(0, 0.02)`, the
+    /// residual output projections `N(0, 0.02 / sqrt(2 n_layer))`, zero biases, unit norms. An
+    /// [`Error::Config`] for zero sizes or `n_embd` not divisible by `n_head`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Gpt<B>> {
+        if self.vocab_size == 0 || self.block_size == 0 || self.n_layer == 0 {
+            return Err(Error::Config {
+                module: "GptConfig",
+                message: format!(
+                    "vocab_size, block_size and n_layer must be positive, found {}, {} and {}",
+                    self.vocab_size, self.block_size, self.n_layer
+                ),
+            });
+        }
+        let d = self.n_embd;
+        let layer = TransformerEncoderLayerConfig::new(d, self.n_head)
+            .with_d_ff(self.n_inner.unwrap_or(4 * d))
+            .with_dropout(self.dropout)
+            .with_activation(self.activation)
+            .with_norm_first(true)
+            .with_layer_norm_eps(self.layer_norm_eps)
+            .with_bias(self.bias);
+        let normal = |shape: [usize; 2], std: f64| {
+            Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, std), device))
+        };
+        let zero_bias = |b: Option<Param<Tensor<B, 1>>>| b.map(|p| Param::from_tensor(p.val().zeros_like()));
+        let residual_std = 0.02 / (2.0 * self.n_layer as f64).sqrt();
+        let h = (0..self.n_layer)
+            .map(|_| {
+                let mut block = layer.init::<B>(device)?;
+                let attn = &mut block.self_attn;
+                attn.in_proj_weight = normal(attn.in_proj_weight.dims(), 0.02);
+                attn.in_proj_bias = zero_bias(attn.in_proj_bias.take());
+                attn.out_proj_weight = normal(attn.out_proj_weight.dims(), residual_std);
+                attn.out_proj_bias = zero_bias(attn.out_proj_bias.take());
+                block.linear1.weight = normal(block.linear1.weight.dims(), 0.02);
+                block.linear1.bias = zero_bias(block.linear1.bias.take());
+                block.linear2.weight = normal(block.linear2.weight.dims(), residual_std);
+                block.linear2.bias = zero_bias(block.linear2.bias.take());
+                Ok(block)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lm_head = (!self.tie_weights).then(|| {
+            let mut head = TorchLinear::new(d, self.vocab_size, false, device);
+            head.weight = normal([self.vocab_size, d], 0.02);
+            head
+        });
+        Ok(Gpt {
+            wte: normal([self.vocab_size, d], 0.02),
+            wpe: PositionsConfig::new(d, self.block_size).init_learned(device)?,
+            h,
+            ln_f: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
+            lm_head,
+            drop: DropoutConfig::new(self.dropout).init(),
+            vocab_size: self.vocab_size,
+            block_size: self.block_size,
+        })
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Context length.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Logits for every position of `ids` (causal: position `t` sees `ids[.., ..=t]`).
+    ///
+    /// # Shapes
+    /// - `ids`: `[batch, time]` with `time <= block_size` and ids in `0..vocab_size`
+    /// - output: `[batch, time, vocab_size]`
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        let mut x = self.embed(ids, 0)?;
+        let causal = causal();
+        for block in &self.h {
+            x = block.forward(x, &causal)?;
+        }
+        Ok(self.head(x))
+    }
+
+    /// An empty cache for incremental decoding of `batch` sequences, up to `block_size` positions.
+    pub fn new_cache(&self, batch: usize, device: &B::Device) -> GptCache<B> {
+        GptCache {
+            layers: self
+                .h
+                .iter()
+                .map(|b| b.self_attn.new_cache(batch, self.block_size, device))
+                .collect(),
+        }
+    }
+
+    /// Logits for new positions, attending to the positions in `cache` (which it extends):
+    /// incremental decoding, O(cached positions) attention work per new token. Feeding a prompt
+    /// and then one token at a time gives the logits of [`Gpt::forward`] over the whole sequence.
+    ///
+    /// # Shapes
+    /// - `ids`: `[batch, new]` with `cache.len() + new <= block_size`
+    /// - output: `[batch, new, vocab_size]`
+    pub fn forward_cached(&self, ids: Tensor<B, 2, Int>, cache: &mut GptCache<B>) -> Result<Tensor<B, 3>> {
+        if cache.layers.len() != self.h.len() {
+            return Err(Error::Config {
+                module: "GptCache",
+                message: format!(
+                    "expected {} layer caches, found {}",
+                    self.h.len(),
+                    cache.layers.len()
+                ),
+            });
+        }
+        let mut x = self.embed(ids, cache.len())?;
+        let causal = causal();
+        for (block, layer_cache) in self.h.iter().zip(cache.layers.iter_mut()) {
+            x = block.forward_cached(x, layer_cache, &causal)?;
+        }
+        Ok(self.head(x))
+    }
+
+    /// `dropout(wte[ids] + wpe[offset ..])`, after checking ids and length.
+    fn embed(&self, ids: Tensor<B, 2, Int>, offset: usize) -> Result<Tensor<B, 3>> {
+        let [batch, time] = ids.dims();
+        if batch == 0 || time == 0 {
+            return Err(Error::shape(
+                "Gpt ids",
+                "[batch, time] with batch, time > 0",
+                &ids.dims(),
+            ));
+        }
+        if offset + time > self.block_size {
+            return Err(Error::TooLong {
+                found: time,
+                offset,
+                max: self.block_size,
+            });
+        }
+        check_ids(&ids, self.vocab_size)?;
+        let d = self.wte.dims()[1];
+        // [B, T] -> [B*T] -> [B*T, D] -> [B, T, D]
+        let tokens = self
+            .wte
+            .val()
+            .select(0, ids.reshape([batch * time]))
+            .reshape([batch, time, d]);
+        Ok(self.drop.forward(self.wpe.forward(tokens, offset)?))
+    }
+
+    /// `ln_f(x) Wᵀ`.
+    fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, time, d] = x.dims();
+        let w = match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.wte.val(),
+        };
+        // [B, T, D] -> [B*T, D] x [D, V] -> [B, T, V] (2-D matmul, see MultiHeadAttention)
+        self.ln_f
+            .forward(x)
+            .reshape([batch * time, d])
+            .matmul(w.transpose())
+            .reshape([batch, time, self.vocab_size])
+    }
+}
+
+fn causal<B: Backend>() -> AttentionMasks<B> {
+    AttentionMasks {
+        causal: true,
+        ..Default::default()
+    }
+}
+
+/// An [`Error::TokenId`] for the first id outside `0..vocab_size` (reads two scalars back).
+pub(crate) fn check_ids<B: Backend, const D: usize>(
+    ids: &Tensor<B, D, Int>,
+    vocab_size: usize,
+) -> Result<()> {
+    let flat = ids.clone().flatten::<1>(0, D - 1);
+    let (lo, hi): (i64, i64) = (
+        flat.clone().min().into_scalar().elem(),
+        flat.max().into_scalar().elem(),
+    );
+    for found in [lo, hi] {
+        if found < 0 || found as u64 >= vocab_size as u64 {
+            return Err(Error::TokenId { found, vocab_size });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Loading a Hugging Face GPT-2 checkpoint directory into a [`Gpt`].
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::Tensor;
+use serde::Deserialize;
+
+use super::gpt::{Gpt, GptConfig};
+use crate::io::StateDict;
+use crate::nn::FeedForwardActivation;
+use crate::{Backend, Error, Result};
+
+/// The fields of a GPT-2 `config.json` that shape the model.
+#[derive(Deserialize)]
+struct HfGpt2Config {
+    vocab_size: usize,
+    n_positions: usize,
+    n_embd: usize,
+    n_layer: usize,
+    n_head: usize,
+    #[serde(default)]
+    n_inner: Option<usize>,
+    #[serde(default = "default_eps")]
+    layer_norm_epsilon: f64,
+    #[serde(default = "default_activation")]
+    activation_function: String,
+    #[serde(default = "default_true")]
+    tie_word_embeddings: bool,
+    #[serde(default = "default_true")]
+    scale_attn_weights: bool,
+    #[serde(default)]
+    scale_attn_by_inverse_layer_idx: bool,
+    #[serde(default)]
+    model_type: Option<String>,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_activation() -> String {
+    "gelu_new".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl GptConfig {
+    /// The configuration in a Hugging Face GPT-2 `config.json`, or an [`Error::Load`] naming the
+    /// field that is missing or that the model cannot follow (an activation other than GELU,
+    /// unscaled or layer-scaled attention).
+    pub fn from_hf_config(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let fail = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let hf: HfGpt2Config = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "gpt2") {
+            return Err(fail(format!("model_type is `{kind}`, only `gpt2` is supported")));
+        }
+        let activation = match hf.activation_function.as_str() {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => FeedForwardActivation::GeluTanh,
+            "gelu" => FeedForwardActivation::Gelu,
+            "relu" => FeedForwardActivation::Relu,
+            other => return Err(fail(format!("activation_function `{other}` is not supported"))),
+        };
+        if !hf.scale_attn_weights || hf.scale_attn_by_inverse_layer_idx {
+            return Err(fail(
+                "only attention scaled by 1/sqrt(head_dim) is supported (scale_attn_weights = true, \
+                 scale_attn_by_inverse_layer_idx = false)"
+                    .into(),
+            ));
+        }
+        Ok(
+            GptConfig::new(hf.vocab_size, hf.n_positions, hf.n_layer, hf.n_head, hf.n_embd)
+                .with_n_inner(hf.n_inner)
+                .with_layer_norm_eps(hf.layer_norm_epsilon)
+                .with_activation(activation)
+                .with_tie_weights(hf.tie_word_embeddings),
+        )
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    /// Loads a Hugging Face GPT-2 checkpoint directory, as `save_pretrained` writes it:
+    /// `config.json` and `model.safetensors` (or `pytorch_model.bin`), from `GPT2LMHeadModel`
+    /// (keys under `transformer.`) or `GPT2Model`.
+    ///
+    /// GPT-2's `Conv1D` layers store their weights `[in, out]`; they are transposed into
+    /// PyTorch's `[out, in]`, and `c_attn`'s packed Q, K and V are exactly the layout of
+    /// [`MultiHeadAttention`](crate::nn::MultiHeadAttention)'s `in_proj_weight`. A tied
+    /// `lm_head.weight` may be present or not. The causal-mask buffers older checkpoints carry
+    /// (`attn.bias`, `attn.masked_bias`) are ignored. Any other missing or unexpected key, or a
+    /// shape mismatch, is an [`Error`] naming it.
+    pub fn from_pretrained(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = GptConfig::from_hf_config(dir.join("config.json"))?;
+        let weights = ["model.safetensors", "pytorch_model.bin"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::Load {
+                path: dir.to_path_buf(),
+                message: "neither model.safetensors nor pytorch_model.bin is there".into(),
+            })?;
+        let dict = StateDict::from_file(&weights)?;
+        config.init::<B>(device)?.load_hf_state_dict(&dict)
+    }
+
+    /// Loads the weights of a GPT-2 state dict with Hugging Face's key names (see
+    /// [`Gpt::from_pretrained`]).
+    pub fn load_hf_state_dict(mut self, dict: &StateDict) -> Result<Self> {
+        let prefix = if dict.keys().any(|k| k.starts_with("transformer.")) {
+            "transformer."
+        } else {
+            ""
+        };
+        let device = self.wte.lazy_device();
+        let [vocab, d] = self.wte.dims();
+        let d_ff = self.h[0].linear1.weight.dims()[0];
+        let bias = self.ln_f.bias.is_some();
+        let tied = self.lm_head.is_none();
+        let mut keys = vec![
+            ("wte.weight".to_string(), vec![vocab, d]),
+            ("wpe.weight".to_string(), vec![self.block_size(), d]),
+            ("ln_f.weight".to_string(), vec![d]),
+        ];
+        if bias {
+            keys.push(("ln_f.bias".into(), vec![d]));
+        }
+        for i in 0..self.h.len() {
+            let mut add = |name: &str, shape: Vec<usize>, is_bias: bool| {
+                if !is_bias || bias {
+                    keys.push((format!("h.{i}.{name}"), shape));
+                }
+            };
+            add("ln_1.weight", vec![d], false);
+            add("ln_1.bias", vec![d], true);
+            add("attn.c_attn.weight", vec![d, 3 * d], false);
+            add("attn.c_attn.bias", vec![3 * d], true);
+            add("attn.c_proj.weight", vec![d, d], false);
+            add("attn.c_proj.bias", vec![d], true);
+            add("ln_2.weight", vec![d], false);
+            add("ln_2.bias", vec![d], true);
+            add("mlp.c_fc.weight", vec![d, d_ff], false);
+            add("mlp.c_fc.bias", vec![d_ff], true);
+            add("mlp.c_proj.weight", vec![d_ff, d], false);
+            add("mlp.c_proj.bias", vec![d], true);
+        }
+        let head_key = "lm_head.weight";
+        let buffer = |k: &str| k.ends_with("attn.bias") || k.ends_with("attn.masked_bias");
+        // The LM head sits outside `transformer.`: checked on its own below.
+        let outside = |k: &str| !prefix.is_empty() && !k.starts_with(prefix);
+        dict.check_exact_ignoring(prefix, &keys, |k| buffer(k) || k == head_key)?;
+        let extra: Vec<String> = dict
+            .keys()
+            .filter(|k| outside(k) && *k != head_key)
+            .map(String::from)
+            .collect();
+        if !extra.is_empty() {
+            return Err(Error::UnexpectedKeys {
+                source_name: dict.source().to_string(),
+                keys: extra,
+            });
+        }
+        match (dict.shape(head_key), tied) {
+            (None, false) => {
+                return Err(Error::MissingKeys {
+                    source_name: dict.source().to_string(),
+                    keys: vec![head_key.into()],
+                });
+            }
+            (Some(shape), _) if shape != vec![vocab, d] => {
+                return Err(Error::KeyShape {
+                    source_name: dict.source().to_string(),
+                    key: head_key.into(),
+                    expected: vec![vocab, d],
+                    found: shape,
+                });
+            }
+            _ => {}
+        }
+
+        let get1 = |k: &str| -> Result<Param<Tensor<B, 1>>> {
+            Ok(Param::from_tensor(
+                dict.tensor::<B, 1>(&format!("{prefix}{k}"), &device)?,
+            ))
+        };
+        let get2 =
+            |k: &str| -> Result<Tensor<B, 2>> { dict.tensor::<B, 2>(&format!("{prefix}{k}"), &device) };
+        // Conv1D `[in, out]` -> Linear `[out, in]`.
+        let conv = |k: &str| -> Result<Param<Tensor<B, 2>>> { Ok(Param::from_tensor(get2(k)?.transpose())) };
+        self.wte = Param::from_tensor(get2("wte.weight")?);
+        self.wpe.weight = Param::from_tensor(get2("wpe.weight")?);
+        self.ln_f.weight = get1("ln_f.weight")?;
+        if bias {
+            self.ln_f.bias = Some(get1("ln_f.bias")?);
+        }
+        for (i, block) in self.h.iter_mut().enumerate() {
+            let k = |name: &str| format!("h.{i}.{name}");
+            let b = |name: &str| -> Result<Option<Param<Tensor<B, 1>>>> {
+                if bias { Ok(Some(get1(&k(name))?)) } else { Ok(None) }
+            };
+            block.norm1.weight = get1(&k("ln_1.weight"))?;
+            block.norm1.bias = b("ln_1.bias")?;
+            block.self_attn.in_proj_weight = conv(&k("attn.c_attn.weight"))?;
+            block.self_attn.in_proj_bias = b("attn.c_attn.bias")?;
+            block.self_attn.out_proj_weight = conv(&k("attn.c_proj.weight"))?;
+            block.self_attn.out_proj_bias = b("attn.c_proj.bias")?;
+            block.norm2.weight = get1(&k("ln_2.weight"))?;
+            block.norm2.bias = b("ln_2.bias")?;
+            block.linear1.weight = conv(&k("mlp.c_fc.weight"))?;
+            block.linear1.bias = b("mlp.c_fc.bias")?;
+            block.linear2.weight = conv(&k("mlp.c_proj.weight"))?;
+            block.linear2.bias = b("mlp.c_proj.bias")?;
+        }
+        if let Some(head) = &mut self.lm_head {
+            head.weight = Param::from_tensor(dict.tensor::<B, 2>(head_key, &device)?);
+        }
+        Ok(self)
+    }
+}

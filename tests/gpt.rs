@@ -1,0 +1,164 @@
+//! `Gpt` against Hugging Face's `GPT2LMHeadModel` (`tests/fixtures/make_gpt2.py`): logits, loss,
+//! gradients and greedy decoding; incremental decoding against the full forward; errors.
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Int, Tensor, TensorData};
+use common::assert_close;
+use common::gpt::{check_gpt2, tiny_dir};
+use ember_lm::Error;
+use ember_lm::io::StateDict;
+use ember_lm::models::{Gpt, GptConfig};
+
+type B = NdArray<f32>;
+
+#[test]
+fn ndarray_matches_hugging_face_gpt2() {
+    check_gpt2::<Autodiff<B>>(&Default::default(), 1e-4, 1e-4);
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn flex_matches_hugging_face_gpt2() {
+    check_gpt2::<Autodiff<burn::backend::Flex>>(&Default::default(), 1e-4, 1e-4);
+}
+
+fn ids(values: Vec<i64>, shape: [usize; 2]) -> Tensor<B, 2, Int> {
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+#[test]
+fn cached_decoding_equals_the_full_forward() {
+    let device = Default::default();
+    // An untied head and no biases, to cover the other configuration too.
+    let model = GptConfig::new(50, 16, 2, 4, 32)
+        .with_tie_weights(false)
+        .with_bias(false)
+        .init::<B>(&device)
+        .unwrap();
+    let seq: Vec<i64> = (0..2 * 9).map(|i| (i * 7 % 50) as i64).collect();
+    let full = model.forward(ids(seq.clone(), [2, 9])).unwrap();
+    let mut cache = model.new_cache(2, &device);
+    let all = Tensor::<B, 2, Int>::from_data(TensorData::new(seq, [2, 9]), &device);
+    let mut parts = vec![
+        model
+            .forward_cached(all.clone().slice([0..2, 0..4]), &mut cache)
+            .unwrap(),
+    ];
+    for t in 4..9 {
+        parts.push(
+            model
+                .forward_cached(all.clone().slice([0..2, t..t + 1]), &mut cache)
+                .unwrap(),
+        );
+    }
+    assert_eq!(cache.len(), 9);
+    assert_close(
+        "cached",
+        Tensor::cat(parts, 1).into_data(),
+        full.into_data(),
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn bad_ids_and_lengths_are_errors() {
+    let device = Default::default();
+    let model = Gpt::<B>::from_pretrained(tiny_dir(), &device).unwrap();
+    let err = model.forward(ids(vec![1, 512], [1, 2])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TokenId {
+                found: 512,
+                vocab_size: 512
+            }
+        ),
+        "{err}"
+    );
+    let err = model.forward(ids(vec![-1, 3], [1, 2])).unwrap_err();
+    assert!(matches!(err, Error::TokenId { found: -1, .. }), "{err}");
+    let err = model.forward(ids(vec![1; 65], [1, 65])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLong {
+                found: 65,
+                offset: 0,
+                max: 64
+            }
+        ),
+        "{err}"
+    );
+    let mut cache = model.new_cache(1, &device);
+    model
+        .forward_cached(ids(vec![1; 60], [1, 60]), &mut cache)
+        .unwrap();
+    let err = model
+        .forward_cached(ids(vec![1; 5], [1, 5]), &mut cache)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLong {
+                found: 5,
+                offset: 60,
+                max: 64
+            }
+        ),
+        "{err}"
+    );
+    let err = GptConfig::new(10, 8, 1, 3, 32).init::<B>(&device).unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+}
+
+#[test]
+fn mismatched_checkpoints_name_the_keys() {
+    let device = Default::default();
+    let dict = StateDict::from_file(tiny_dir().join("model.safetensors")).unwrap();
+    let config = GptConfig::from_hf_config(tiny_dir().join("config.json")).unwrap();
+    let deeper = GptConfig {
+        n_layer: 3,
+        ..config.clone()
+    }
+    .init::<B>(&device)
+    .unwrap();
+    let err = deeper.load_hf_state_dict(&dict).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingKeys { keys, .. } if keys.contains(&"transformer.h.2.attn.c_attn.weight".to_string())),
+        "{err}"
+    );
+    let shallower = GptConfig {
+        n_layer: 1,
+        ..config.clone()
+    }
+    .init::<B>(&device)
+    .unwrap();
+    let err = shallower.load_hf_state_dict(&dict).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedKeys { keys, .. } if keys.contains(&"transformer.h.1.ln_1.weight".to_string())),
+        "{err}"
+    );
+    let narrower = GptConfig {
+        vocab_size: 500,
+        ..config.clone()
+    }
+    .init::<B>(&device)
+    .unwrap();
+    let err = narrower.load_hf_state_dict(&dict).unwrap_err();
+    assert!(
+        matches!(&err, Error::KeyShape { key, expected, found, .. }
+            if key == "transformer.wte.weight" && *expected == vec![500, 64] && *found == vec![512, 64]),
+        "{err}"
+    );
+    let untied = config.with_tie_weights(false).init::<B>(&device).unwrap();
+    let err = untied.load_hf_state_dict(&dict).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingKeys { keys, .. } if keys == &vec!["lm_head.weight".to_string()]),
+        "{err}"
+    );
+    let err = Gpt::<B>::from_pretrained(common::fixture_path("attention"), &device).unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+}
