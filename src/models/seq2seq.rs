@@ -1,0 +1,321 @@
+//! [`TransformerSeq2Seq`]: the encoder-decoder Transformer for translation.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Bool, Int, Tensor};
+
+use super::gpt::check_ids;
+use crate::io::StateDict;
+use crate::nn::{
+    AttentionMasks, AttentionMemory, FeedForwardActivation, KvCache, PositionsConfig, SinusoidalPositions,
+    TorchLinear, TransformerDecoder, TransformerDecoderConfig, TransformerDecoderLayerConfig,
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayerConfig,
+};
+use crate::{Backend, Error, Result};
+
+/// Configuration of a [`TransformerSeq2Seq`]; the sizes and defaults of `torch.nn.Transformer`.
+#[derive(Config, Debug)]
+pub struct TransformerSeq2SeqConfig {
+    /// Source vocabulary size.
+    pub src_vocab_size: usize,
+    /// Target vocabulary size.
+    pub tgt_vocab_size: usize,
+    /// Model width. Default 512.
+    #[config(default = 512)]
+    pub d_model: usize,
+    /// Attention heads. Default 8.
+    #[config(default = 8)]
+    pub n_heads: usize,
+    /// Encoder layers. Default 6.
+    #[config(default = 6)]
+    pub num_encoder_layers: usize,
+    /// Decoder layers. Default 6.
+    #[config(default = 6)]
+    pub num_decoder_layers: usize,
+    /// Feed-forward width. Default 2048.
+    #[config(default = 2048)]
+    pub d_ff: usize,
+    /// Dropout, only while training. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Feed-forward activation. Default relu.
+    #[config(default = "FeedForwardActivation::Relu")]
+    pub activation: FeedForwardActivation,
+    /// Pre-norm layers. Default false (post-norm, as the original Transformer).
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// Longest source or target sequence (the sinusoidal table's length). Default 512.
+    #[config(default = 512)]
+    pub max_len: usize,
+}
+
+/// An encoder-decoder Transformer, as PyTorch's translation tutorial builds it around
+/// `torch.nn.Transformer`:
+///
+/// ```text
+/// memory = encoder(dropout(src_embed[src] sqrt(d) + pe), source padding)
+/// y      = decoder(dropout(tgt_embed[tgt] sqrt(d) + pe), memory, causal, source padding)
+/// logits = generator(y)
+/// ```
+///
+/// Both stacks end with a layer norm, as `nn.Transformer`'s do. Field names follow that
+/// model's state dict (`src_embed`, `tgt_embed`, `transformer.encoder`, `transformer.decoder`,
+/// `generator`); [`TransformerSeq2Seq::load_state_dict`] loads it.
+#[derive(Module, Debug)]
+pub struct TransformerSeq2Seq<B: Backend> {
+    /// Source token embedding `[src_vocab_size, d_model]`.
+    pub src_embed: Param<Tensor<B, 2>>,
+    /// Target token embedding `[tgt_vocab_size, d_model]`.
+    pub tgt_embed: Param<Tensor<B, 2>>,
+    /// The encoder stack.
+    pub encoder: TransformerEncoder<B>,
+    /// The decoder stack.
+    pub decoder: TransformerDecoder<B>,
+    /// Output projection to target logits.
+    pub generator: TorchLinear<B>,
+    positions: SinusoidalPositions<B>,
+    drop: Dropout,
+    src_vocab_size: usize,
+    tgt_vocab_size: usize,
+}
+
+/// The state of an incremental decode: the source padding, each decoder layer's projected
+/// memory and self-attention cache.
+#[derive(Clone, Debug)]
+pub struct Seq2SeqDecodeState<B: Backend> {
+    memories: Vec<AttentionMemory<B>>,
+    caches: Vec<KvCache<B>>,
+    cross_masks: AttentionMasks<B>,
+}
+
+impl<B: Backend> Seq2SeqDecodeState<B> {
+    /// Target positions decoded so far.
+    pub fn len(&self) -> usize {
+        self.caches.first().map_or(0, KvCache::len)
+    }
+
+    /// Whether nothing has been decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reorders the batch (sequence `i` becomes sequence `indices[i]`), for beam search.
+    pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
+        for cache in &mut self.caches {
+            cache.reorder(indices.clone())?;
+        }
+        for m in &mut self.memories {
+            m.keys = m.keys.clone().select(0, indices.clone());
+            m.values = m.values.clone().select(0, indices.clone());
+        }
+        if let Some(p) = self.cross_masks.key_padding.take() {
+            self.cross_masks.key_padding = Some(p.select(0, indices));
+        }
+        Ok(())
+    }
+}
+
+impl TransformerSeq2SeqConfig {
+    /// Builds the model (embeddings `N(0, 1)` as `nn.Embedding`; layers as PyTorch's), or an
+    /// [`Error::Config`] for invalid sizes.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerSeq2Seq<B>> {
+        if self.src_vocab_size == 0 || self.tgt_vocab_size == 0 {
+            return Err(Error::Config {
+                module: "TransformerSeq2SeqConfig",
+                message: "vocabulary sizes must be positive".into(),
+            });
+        }
+        let d = self.d_model;
+        let encoder_layer = TransformerEncoderLayerConfig::new(d, self.n_heads)
+            .with_d_ff(self.d_ff)
+            .with_dropout(self.dropout)
+            .with_activation(self.activation)
+            .with_norm_first(self.norm_first);
+        let decoder_layer = TransformerDecoderLayerConfig::new(d, self.n_heads)
+            .with_d_ff(self.d_ff)
+            .with_dropout(self.dropout)
+            .with_activation(self.activation)
+            .with_norm_first(self.norm_first);
+        let embedding = |n: usize| Initializer::Normal { mean: 0.0, std: 1.0 }.init([n, d], device);
+        Ok(TransformerSeq2Seq {
+            src_embed: embedding(self.src_vocab_size),
+            tgt_embed: embedding(self.tgt_vocab_size),
+            encoder: TransformerEncoderConfig::new(encoder_layer, self.num_encoder_layers)
+                .with_final_norm(true)
+                .init(device)?,
+            decoder: TransformerDecoderConfig::new(decoder_layer, self.num_decoder_layers)
+                .with_final_norm(true)
+                .init(device)?,
+            generator: TorchLinear::new(d, self.tgt_vocab_size, true, device),
+            positions: PositionsConfig::new(d, self.max_len).init_sinusoidal(device)?,
+            drop: DropoutConfig::new(self.dropout).init(),
+            src_vocab_size: self.src_vocab_size,
+            tgt_vocab_size: self.tgt_vocab_size,
+        })
+    }
+}
+
+impl<B: Backend> TransformerSeq2Seq<B> {
+    /// Teacher-forced logits: every target position sees the whole (unpadded) source and the
+    /// target up to itself.
+    ///
+    /// # Shapes
+    /// - `src`: `[batch, src_len]`; `src_padding` (optional): `[batch, src_len]`, `true` at padding
+    /// - `tgt`: `[batch, tgt_len]` (the decoder input, starting with BOS); `tgt_padding` likewise
+    /// - output: `[batch, tgt_len, tgt_vocab_size]`
+    pub fn forward(
+        &self,
+        src: Tensor<B, 2, Int>,
+        src_padding: Option<Tensor<B, 2, Bool>>,
+        tgt: Tensor<B, 2, Int>,
+        tgt_padding: Option<Tensor<B, 2, Bool>>,
+    ) -> Result<Tensor<B, 3>> {
+        let memory = self.encode(src, src_padding.clone())?;
+        let y = self.embed(&self.tgt_embed, tgt, self.tgt_vocab_size, 0)?;
+        let self_masks = AttentionMasks {
+            key_padding: tgt_padding,
+            causal: true,
+            ..Default::default()
+        };
+        let cross_masks = AttentionMasks {
+            key_padding: src_padding,
+            ..Default::default()
+        };
+        let y = self.decoder.forward(y, memory, &self_masks, &cross_masks)?;
+        Ok(self.generator.forward(y))
+    }
+
+    /// The encoder's output (the memory the decoder attends to).
+    ///
+    /// # Shapes
+    /// - `src`: `[batch, src_len]`; `src_padding`: `[batch, src_len]`; output `[batch, src_len, d_model]`
+    pub fn encode(
+        &self,
+        src: Tensor<B, 2, Int>,
+        src_padding: Option<Tensor<B, 2, Bool>>,
+    ) -> Result<Tensor<B, 3>> {
+        let x = self.embed(&self.src_embed, src, self.src_vocab_size, 0)?;
+        let masks = AttentionMasks {
+            key_padding: src_padding,
+            ..Default::default()
+        };
+        self.encoder.forward(x, &masks)
+    }
+
+    /// Encodes the source once and prepares the decoder's caches for up to `max_len` target
+    /// positions, for [`Self::decode_step`].
+    pub fn start_decoding(
+        &self,
+        src: Tensor<B, 2, Int>,
+        src_padding: Option<Tensor<B, 2, Bool>>,
+        max_len: usize,
+    ) -> Result<Seq2SeqDecodeState<B>> {
+        let batch = src.dims()[0];
+        let device = src.device();
+        let memory = self.encode(src, src_padding.clone())?;
+        Ok(Seq2SeqDecodeState {
+            memories: self.decoder.project_memory(memory)?,
+            caches: self.decoder.new_caches(batch, max_len, &device),
+            cross_masks: AttentionMasks {
+                key_padding: src_padding,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Logits for new target positions given those already decoded in `state`.
+    ///
+    /// # Shapes
+    /// - `tgt`: `[batch, new]`; output `[batch, new, tgt_vocab_size]`
+    pub fn decode_step(
+        &self,
+        tgt: Tensor<B, 2, Int>,
+        state: &mut Seq2SeqDecodeState<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let y = self.embed(&self.tgt_embed, tgt, self.tgt_vocab_size, state.len())?;
+        let causal = AttentionMasks {
+            causal: true,
+            ..Default::default()
+        };
+        let y = self.decoder.forward_cached(
+            y,
+            &state.memories,
+            &mut state.caches,
+            &causal,
+            &state.cross_masks,
+        )?;
+        Ok(self.generator.forward(y))
+    }
+
+    /// `dropout(table[ids] sqrt(d_model) + pe[offset ..])`.
+    fn embed(
+        &self,
+        table: &Param<Tensor<B, 2>>,
+        ids: Tensor<B, 2, Int>,
+        vocab: usize,
+        offset: usize,
+    ) -> Result<Tensor<B, 3>> {
+        let [batch, len] = ids.dims();
+        if batch == 0 || len == 0 {
+            return Err(Error::shape(
+                "TransformerSeq2Seq ids",
+                "[batch, len] with batch, len > 0",
+                &ids.dims(),
+            ));
+        }
+        check_ids(&ids, vocab)?;
+        let d = table.dims()[1];
+        // [B, L] -> [B*L] -> [B*L, D] -> [B, L, D]
+        let x = table
+            .val()
+            .select(0, ids.reshape([batch * len]))
+            .reshape([batch, len, d]);
+        Ok(self
+            .drop
+            .forward(self.positions.forward(x * (d as f64).sqrt(), offset)?))
+    }
+
+    /// Loads the state dict of the PyTorch model described above (keys `src_embed.weight`,
+    /// `tgt_embed.weight`, `transformer.encoder.*`, `transformer.decoder.*`, `generator.*`, under
+    /// `prefix`). A missing or unexpected key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        let mut keys = vec![
+            ("src_embed.weight".to_string(), self.src_embed.dims().to_vec()),
+            ("tgt_embed.weight".to_string(), self.tgt_embed.dims().to_vec()),
+        ];
+        let nested = |keys: Vec<(String, Vec<usize>)>, p: &'static str| {
+            keys.into_iter().map(move |(k, s)| (format!("{p}{k}"), s))
+        };
+        keys.extend(nested(self.encoder.pytorch_keys(), "transformer.encoder."));
+        keys.extend(nested(self.decoder.pytorch_keys(), "transformer.decoder."));
+        keys.extend(nested(self.generator_keys(), "generator."));
+        dict.check_exact(prefix, &keys)?;
+        let device = self.src_embed.lazy_device();
+        let table = |k: &str| -> Result<Param<Tensor<B, 2>>> {
+            Ok(Param::from_tensor(dict.tensor(&format!("{prefix}{k}"), &device)?))
+        };
+        let mut generator = self.generator;
+        generator.weight = table("generator.weight")?;
+        generator.bias = Some(Param::from_tensor(
+            dict.tensor(&format!("{prefix}generator.bias"), &device)?,
+        ));
+        Ok(Self {
+            src_embed: table("src_embed.weight")?,
+            tgt_embed: table("tgt_embed.weight")?,
+            encoder: self
+                .encoder
+                .load_state_dict(dict, &format!("{prefix}transformer.encoder."))?,
+            decoder: self
+                .decoder
+                .load_state_dict(dict, &format!("{prefix}transformer.decoder."))?,
+            generator,
+            ..self
+        })
+    }
+
+    fn generator_keys(&self) -> Vec<(String, Vec<usize>)> {
+        let [v, d] = self.generator.weight.dims();
+        vec![("weight".into(), vec![v, d]), ("bias".into(), vec![v])]
+    }
+}
