@@ -64,6 +64,11 @@ pub use error::{Error, Result};
 /// The types most programs need: `use ember_lm::prelude::*;`.
 pub mod prelude {
     pub use crate::io::StateDict;
+    pub use crate::models::{Gpt, GptConfig, TransformerSeq2Seq, TransformerSeq2SeqConfig};
+    pub use crate::nn::{
+        AttentionMasks, KvCache, MultiHeadAttention, MultiHeadAttentionConfig, TransformerDecoder,
+        TransformerDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
+    };
     pub use crate::nn::{
         Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
     };
