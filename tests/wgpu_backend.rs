@@ -40,6 +40,7 @@ fn wgpu_matches_pytorch_and_behaves() {
     check_attention::<Ad>(&device, 1e-4, 1e-3);
     check_gqa_rotary::<Ad>(&device, 1e-4, 1e-3);
     common::gpt::check_gpt2::<Ad>(&device, 1e-4, 1e-3);
+    common::seq2seq::check::<Ad>(&device, 1e-4, 1e-3);
     // burn's fused attention (cubecl's flash kernel) against the explicit path.
     check_fused_equals_explicit::<Wgpu>(&device, 1e-4);
     check_encoder_layer::<Ad>(&device, 1e-4, 1e-3);
