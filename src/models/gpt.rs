@@ -230,14 +230,7 @@ impl<B: Backend> Gpt<B> {
 
     /// `dropout(wte[ids] + wpe[offset ..])`, after checking ids and length.
     fn embed(&self, ids: Tensor<B, 2, Int>, offset: usize) -> Result<Tensor<B, 3>> {
-        let [batch, time] = ids.dims();
-        if batch == 0 || time == 0 {
-            return Err(Error::shape(
-                "Gpt ids",
-                "[batch, time] with batch, time > 0",
-                &ids.dims(),
-            ));
-        }
+        let time = ids.dims()[1];
         if offset + time > self.block_size {
             return Err(Error::TooLong {
                 found: time,
@@ -245,14 +238,7 @@ impl<B: Backend> Gpt<B> {
                 max: self.block_size,
             });
         }
-        check_ids(&ids, self.vocab_size)?;
-        let d = self.wte.dims()[1];
-        // [B, T] -> [B*T] -> [B*T, D] -> [B, T, D]
-        let tokens = self
-            .wte
-            .val()
-            .select(0, ids.reshape([batch * time]))
-            .reshape([batch, time, d]);
+        let tokens = lookup("Gpt ids", &self.wte.val(), ids)?;
         Ok(self.drop.forward(self.wpe.forward(tokens, offset)?))
     }
 
@@ -277,6 +263,32 @@ fn causal<B: Backend>() -> AttentionMasks<B> {
         causal: true,
         ..Default::default()
     }
+}
+
+/// `table[ids]` after checking that `ids` is non-empty and inside the table.
+///
+/// # Shapes
+/// - `table`: `[vocab, d]`; `ids`: `[batch, len]`; output `[batch, len, d]`
+pub(crate) fn lookup<B: Backend>(
+    what: &str,
+    table: &Tensor<B, 2>,
+    ids: Tensor<B, 2, Int>,
+) -> Result<Tensor<B, 3>> {
+    let [batch, len] = ids.dims();
+    if batch == 0 || len == 0 {
+        return Err(Error::shape(
+            what,
+            "[batch, len] with batch, len > 0",
+            &ids.dims(),
+        ));
+    }
+    let [vocab, d] = table.dims();
+    check_ids(&ids, vocab)?;
+    // [B, L] -> [B*L] -> [B*L, D] -> [B, L, D]
+    Ok(table
+        .clone()
+        .select(0, ids.reshape([batch * len]))
+        .reshape([batch, len, d]))
 }
 
 /// An [`Error::TokenId`] for the first id outside `0..vocab_size` (reads two scalars back).

@@ -5,7 +5,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Bool, Int, Tensor};
 
-use super::gpt::check_ids;
+use super::gpt::lookup;
 use crate::io::StateDict;
 use crate::nn::{
     AttentionMasks, AttentionMemory, FeedForwardActivation, KvCache, PositionsConfig, SinusoidalPositions,
@@ -157,6 +157,16 @@ impl TransformerSeq2SeqConfig {
 }
 
 impl<B: Backend> TransformerSeq2Seq<B> {
+    /// Source vocabulary size.
+    pub fn src_vocab_size(&self) -> usize {
+        self.src_vocab_size
+    }
+
+    /// Target vocabulary size.
+    pub fn tgt_vocab_size(&self) -> usize {
+        self.tgt_vocab_size
+    }
+
     /// Teacher-forced logits: every target position sees the whole (unpadded) source and the
     /// target up to itself.
     ///
@@ -172,7 +182,7 @@ impl<B: Backend> TransformerSeq2Seq<B> {
         tgt_padding: Option<Tensor<B, 2, Bool>>,
     ) -> Result<Tensor<B, 3>> {
         let memory = self.encode(src, src_padding.clone())?;
-        let y = self.embed(&self.tgt_embed, tgt, self.tgt_vocab_size, 0)?;
+        let y = self.embed(&self.tgt_embed, tgt, 0)?;
         let self_masks = AttentionMasks {
             key_padding: tgt_padding,
             causal: true,
@@ -195,7 +205,7 @@ impl<B: Backend> TransformerSeq2Seq<B> {
         src: Tensor<B, 2, Int>,
         src_padding: Option<Tensor<B, 2, Bool>>,
     ) -> Result<Tensor<B, 3>> {
-        let x = self.embed(&self.src_embed, src, self.src_vocab_size, 0)?;
+        let x = self.embed(&self.src_embed, src, 0)?;
         let masks = AttentionMasks {
             key_padding: src_padding,
             ..Default::default()
@@ -233,7 +243,7 @@ impl<B: Backend> TransformerSeq2Seq<B> {
         tgt: Tensor<B, 2, Int>,
         state: &mut Seq2SeqDecodeState<B>,
     ) -> Result<Tensor<B, 3>> {
-        let y = self.embed(&self.tgt_embed, tgt, self.tgt_vocab_size, state.len())?;
+        let y = self.embed(&self.tgt_embed, tgt, state.len())?;
         let causal = AttentionMasks {
             causal: true,
             ..Default::default()
@@ -253,24 +263,10 @@ impl<B: Backend> TransformerSeq2Seq<B> {
         &self,
         table: &Param<Tensor<B, 2>>,
         ids: Tensor<B, 2, Int>,
-        vocab: usize,
         offset: usize,
     ) -> Result<Tensor<B, 3>> {
-        let [batch, len] = ids.dims();
-        if batch == 0 || len == 0 {
-            return Err(Error::shape(
-                "TransformerSeq2Seq ids",
-                "[batch, len] with batch, len > 0",
-                &ids.dims(),
-            ));
-        }
-        check_ids(&ids, vocab)?;
-        let d = table.dims()[1];
-        // [B, L] -> [B*L] -> [B*L, D] -> [B, L, D]
-        let x = table
-            .val()
-            .select(0, ids.reshape([batch * len]))
-            .reshape([batch, len, d]);
+        let x = lookup("TransformerSeq2Seq ids", &table.val(), ids)?;
+        let d = x.dims()[2];
         Ok(self
             .drop
             .forward(self.positions.forward(x * (d as f64).sqrt(), offset)?))
