@@ -177,7 +177,7 @@ impl<B: Backend> MultiHeadAttention<B> {
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
         self.check_input("x", &x)?;
         let (q, k, v) = self.project_qkv(x);
-        let (q, k) = (self.rotate(q, 0), self.rotate(k, 0));
+        let (q, k) = self.rotate_pair(q, k, 0);
         self.attend(q, k, v, masks, need_weights)
     }
 
@@ -198,7 +198,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         self.check_input("x", &x)?;
         let offset = cache.len();
         let (q, k, v) = self.project_qkv(x);
-        let (q, k) = (self.rotate(q, offset), self.rotate(k, offset));
+        let (q, k) = self.rotate_pair(q, k, offset);
         let (k_all, v_all) = cache.append(k, v)?;
         Ok(self.attend(q, k_all, v_all, masks, false)?.0)
     }
@@ -319,6 +319,13 @@ impl<B: Backend> MultiHeadAttention<B> {
     fn heads(&self, t: Tensor<B, 3>, n: usize) -> Tensor<B, 4> {
         let [batch, len, _] = t.dims();
         t.reshape([batch, len, n, self.d_head()]).swap_dims(1, 2)
+    }
+
+    fn rotate_pair(&self, q: Tensor<B, 4>, k: Tensor<B, 4>, offset: usize) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        match &self.rotary {
+            Some(r) => r.forward_pair(q, k, offset),
+            None => (q, k),
+        }
     }
 
     fn rotate(&self, t: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {

@@ -165,8 +165,32 @@ impl RotaryPositions {
     /// # Shapes
     /// - `x`: `[batch, heads, time, d_head]`; output the same
     pub fn forward<B: Backend>(&self, x: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {
-        let [batch, heads, time, d] = x.dims();
-        debug_assert_eq!(d, self.d_head);
+        let (cos, sin) = self.tables(x.dims()[2], offset, &x.device());
+        rotate(x, &cos, &sin)
+    }
+
+    /// Rotates queries and keys at the same positions, building the angle tables once.
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, heads, time, d_head]`, `k`: `[batch, kv_heads, time, d_head]`; outputs the same
+    pub fn forward_pair<B: Backend>(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        offset: usize,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let (cos, sin) = self.tables(q.dims()[2], offset, &q.device());
+        (rotate(q, &cos, &sin), rotate(k, &cos, &sin))
+    }
+
+    /// `cos(p θ)` and `sin(p θ)` for `p` in `offset .. offset + time`, as `[1, 1, time, d_head]`.
+    fn tables<B: Backend>(
+        &self,
+        time: usize,
+        offset: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let d = self.d_head;
         let half = d / 2;
         // Angles in f64 on the host, so long positions keep their precision.
         let (mut cos, mut sin) = (Vec::with_capacity(time * d), Vec::with_capacity(time * d));
@@ -178,14 +202,20 @@ impl RotaryPositions {
                 sin.push(angle.sin() as f32);
             }
         }
-        let device = x.device();
         // [time, d] -> [1, 1, time, d]
         let table = |v: Vec<f32>| {
-            Tensor::<B, 2>::from_data(TensorData::new(v, [time, d]), &device).reshape([1, 1, time, d])
+            Tensor::<B, 2>::from_data(TensorData::new(v, [time, d]), device).reshape([1, 1, time, d])
         };
-        let x1 = x.clone().slice([0..batch, 0..heads, 0..time, 0..half]);
-        let x2 = x.clone().slice([0..batch, 0..heads, 0..time, half..d]);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * table(cos) + rotated * table(sin)
+        (table(cos), table(sin))
     }
+}
+
+/// `x ⊙ cos + [-x2, x1] ⊙ sin` over the last axis.
+fn rotate<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    let [batch, heads, time, d] = x.dims();
+    let half = d / 2;
+    let x1 = x.clone().slice([0..batch, 0..heads, 0..time, 0..half]);
+    let x2 = x.clone().slice([0..batch, 0..heads, 0..time, half..d]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
 }
