@@ -94,6 +94,35 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A file or directory could not be written (a run directory, a checkpoint).
+    #[error("cannot write {path}: {message}")]
+    Save {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A checkpoint is incomplete, corrupt, or belongs to a different model or run.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What is wrong, with what was expected and what was found.
+        message: String,
+    },
+    /// The loss or the gradient norm was NaN or infinite, and the policy is to stop.
+    #[error("non-finite {what} ({value}) at optimizer step {step}")]
+    NonFinite {
+        /// `"loss"` or `"gradient norm"`.
+        what: &'static str,
+        /// The value found.
+        value: f64,
+        /// The optimizer step (0-based) whose batch produced it.
+        step: u64,
+    },
+    /// A dataset or batch source that cannot be trained on (empty, inconsistent).
+    #[error("{0}")]
+    Data(String),
 }
 
 /// `Result` with ember-lm's [`Error`].

@@ -57,6 +57,7 @@ mod error;
 pub mod io;
 pub mod models;
 pub mod nn;
+pub mod optim;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -21,7 +21,7 @@ pub fn fixture_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The tensors of a safetensors fixture, as f32 or i64 host data.
+/// The tensors of a safetensors fixture, as f32, f64 or i64 host data.
 pub struct Fixture {
     pub name: String,
     tensors: HashMap<String, TensorData>,
@@ -42,6 +42,13 @@ impl Fixture {
                         let v: Vec<f32> = raw
                             .chunks_exact(4)
                             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                            .collect();
+                        TensorData::new(v, shape)
+                    }
+                    safetensors::Dtype::F64 => {
+                        let v: Vec<f64> = raw
+                            .chunks_exact(8)
+                            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
                             .collect();
                         TensorData::new(v, shape)
                     }

@@ -1,0 +1,332 @@
+//! [`ModelOptimizer`]: burn-optim's optimizers with parameter groups, clipping and saved state.
+
+use std::collections::HashSet;
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    AdaGrad, AdaGradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, RmsProp,
+    RmsPropConfig, Sgd, SgdConfig,
+};
+use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use super::clip::{GradClip, clip_grad_norm, clip_grad_value, grad_norm};
+use super::config::{Algorithm, DecayGroups, OptimizerConfig};
+use crate::{Error, Result};
+
+/// One burn-optim optimizer over the module `M`.
+enum Inner<B: AutodiffBackend, M: AutodiffModule<B>> {
+    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
+    Adam(OptimizerAdaptor<Adam, M, B>),
+    AdamW(OptimizerAdaptor<AdamW, M, B>),
+    RmsProp(OptimizerAdaptor<RmsProp, M, B>),
+    Adagrad(OptimizerAdaptor<AdaGrad, M, B>),
+}
+
+/// Runs `$body` with `$o` bound to whichever burn optimizer `$inner` holds.
+macro_rules! each_inner {
+    ($inner:expr, $o:ident => $body:expr) => {
+        match $inner {
+            Inner::Sgd($o) => $body,
+            Inner::Adam($o) => $body,
+            Inner::AdamW($o) => $body,
+            Inner::RmsProp($o) => $body,
+            Inner::Adagrad($o) => $body,
+        }
+    };
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
+    fn new(algorithm: &Algorithm, weight_decay: f64) -> Self {
+        // burn-optim takes f32 hyper-parameters; PyTorch's defaults are passed explicitly (see
+        // `Algorithm` for the table of differences).
+        let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+        match *algorithm {
+            Algorithm::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                let momentum = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(dampening)
+                        .with_nesterov(nesterov)
+                });
+                Inner::Sgd(
+                    SgdConfig::new()
+                        .with_momentum(momentum)
+                        .with_weight_decay(decay)
+                        .init(),
+                )
+            }
+            Algorithm::Adam {
+                beta1,
+                beta2,
+                eps,
+                amsgrad,
+            } => Inner::Adam(
+                AdamConfig::new()
+                    .with_beta_1(beta1 as f32)
+                    .with_beta_2(beta2 as f32)
+                    .with_epsilon(eps as f32)
+                    .with_amsgrad(amsgrad)
+                    .with_weight_decay(decay)
+                    .init(),
+            ),
+            Algorithm::AdamW {
+                beta1,
+                beta2,
+                eps,
+                amsgrad,
+            } => Inner::AdamW(
+                AdamWConfig::new()
+                    .with_beta_1(beta1 as f32)
+                    .with_beta_2(beta2 as f32)
+                    .with_epsilon(eps as f32)
+                    .with_amsgrad(amsgrad)
+                    .with_weight_decay(weight_decay as f32)
+                    .init(),
+            ),
+            Algorithm::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                centered,
+            } => Inner::RmsProp(
+                RmsPropConfig::new()
+                    .with_alpha(alpha as f32)
+                    .with_epsilon(eps as f32)
+                    .with_momentum(momentum as f32)
+                    .with_centered(centered)
+                    .with_weight_decay(decay)
+                    .init(),
+            ),
+            Algorithm::Adagrad { lr_decay, eps } => Inner::Adagrad(
+                AdaGradConfig::new()
+                    .with_lr_decay(lr_decay)
+                    .with_epsilon(eps as f32)
+                    .with_weight_decay(decay)
+                    .init(),
+            ),
+        }
+    }
+
+    fn step(&mut self, lr: f64, model: M, grads: GradientsParams) -> M {
+        each_inner!(self, o => o.step(lr, model, grads))
+    }
+
+    fn save(&self) -> Result<Vec<u8>> {
+        let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+        let bytes = each_inner!(self, o => Recorder::<B>::record(&recorder, o.to_record(), ()));
+        bytes.map_err(|e| Error::Data(format!("cannot serialise the optimizer state: {e}")))
+    }
+
+    fn load(self, bytes: Vec<u8>, device: &B::Device) -> std::result::Result<Self, String> {
+        let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+        Ok(match self {
+            Inner::Sgd(o) => {
+                Inner::Sgd(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
+            }
+            Inner::Adam(o) => {
+                Inner::Adam(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
+            }
+            Inner::AdamW(o) => {
+                Inner::AdamW(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
+            }
+            Inner::RmsProp(o) => {
+                Inner::RmsProp(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
+            }
+            Inner::Adagrad(o) => {
+                Inner::Adagrad(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
+            }
+        })
+    }
+}
+
+/// An optimizer for one model: burn-optim's update rule, weight decay split into two parameter
+/// groups, gradient clipping, and its state as bytes for checkpoints.
+///
+/// Built by [`OptimizerConfig::init`]. The learning rate is passed to each [`step`](Self::step),
+/// so a schedule stays outside (see [`LrScheduler`](super::LrScheduler)).
+pub struct ModelOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
+    config: OptimizerConfig,
+    /// Parameters that get weight decay (all of them with [`DecayGroups::All`]).
+    decay: Inner<B, M>,
+    /// The other group, built with zero weight decay; `None` when every parameter decays.
+    no_decay: Option<Inner<B, M>>,
+    no_decay_ids: HashSet<ParamId>,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
+    pub(super) fn new(config: OptimizerConfig, model: &M) -> Self {
+        let no_decay_ids = match config.decay_groups {
+            DecayGroups::All => HashSet::new(),
+            groups => {
+                let mut visitor = NoDecayVisitor {
+                    groups,
+                    path: Vec::new(),
+                    ids: HashSet::new(),
+                };
+                model.visit(&mut visitor);
+                visitor.ids
+            }
+        };
+        let split = config.weight_decay > 0.0 && !no_decay_ids.is_empty();
+        Self {
+            decay: Inner::new(&config.algorithm, config.weight_decay),
+            no_decay: split.then(|| Inner::new(&config.algorithm, 0.0)),
+            no_decay_ids,
+            config,
+        }
+    }
+
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Whether `id` is in the group without weight decay.
+    pub fn is_no_decay(&self, id: &ParamId) -> bool {
+        self.no_decay_ids.contains(id)
+    }
+
+    /// Applies the configured clipping to `grads` in place and returns the global L2 norm of the
+    /// gradients before clipping (as `torch.nn.utils.clip_grad_norm_` does). Without clipping it
+    /// still returns the norm, which the trainer logs and checks for NaN.
+    pub fn clip(&self, model: &M, grads: &mut GradientsParams) -> f64 {
+        match self.config.clip {
+            Some(GradClip::Norm(max_norm)) => clip_grad_norm::<B, M>(model, grads, max_norm),
+            Some(GradClip::Value(v)) => {
+                let norm = grad_norm::<B, M>(model, grads);
+                clip_grad_value::<B, M>(model, grads, v);
+                norm
+            }
+            None => grad_norm::<B, M>(model, grads),
+        }
+    }
+
+    /// One optimizer step at learning rate `lr`: each parameter group takes its own gradients.
+    pub fn step(&mut self, lr: f64, model: M, mut grads: GradientsParams) -> M {
+        match &mut self.no_decay {
+            None => self.decay.step(lr, model, grads),
+            Some(no_decay) => {
+                let mut split = SplitVisitor::<B::InnerBackend> {
+                    ids: &self.no_decay_ids,
+                    from: &mut grads,
+                    to: GradientsParams::new(),
+                    _b: Default::default(),
+                };
+                model.visit(&mut split);
+                let group = split.to;
+                let model = self.decay.step(lr, model, grads);
+                no_decay.step(lr, model, group)
+            }
+        }
+    }
+
+    /// The optimizer state (moments, step counts) of both groups, full precision.
+    pub fn state_bytes(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = vec![self.decay.save()?];
+        if let Some(g) = &self.no_decay {
+            out.push(g.save()?);
+        }
+        Ok(out)
+    }
+
+    /// Restores the state written by [`state_bytes`](Self::state_bytes). On error the optimizer
+    /// is left as it was.
+    pub fn load_state_bytes(
+        self,
+        groups: Vec<Vec<u8>>,
+        device: &B::Device,
+    ) -> std::result::Result<Self, String> {
+        let expected = 1 + self.no_decay.is_some() as usize;
+        if groups.len() != expected {
+            return Err(format!(
+                "optimizer state has {} parameter group(s), this optimizer has {expected}",
+                groups.len()
+            ));
+        }
+        let mut groups = groups.into_iter();
+        let decay = self.decay.load(groups.next().unwrap_or_default(), device)?;
+        let no_decay = match self.no_decay {
+            Some(g) => Some(g.load(groups.next().unwrap_or_default(), device)?),
+            None => None,
+        };
+        Ok(Self {
+            decay,
+            no_decay,
+            ..self
+        })
+    }
+}
+
+/// Collects the ids of the parameters that take no weight decay.
+struct NoDecayVisitor {
+    groups: DecayGroups,
+    /// `(field name, type of the struct holding it)` from the root to the current field.
+    path: Vec<(String, String)>,
+    ids: HashSet<ParamId>,
+}
+
+impl NoDecayVisitor {
+    fn excluded(&self, rank: usize) -> bool {
+        if rank < 2 {
+            return true;
+        }
+        match self.groups {
+            DecayGroups::All | DecayGroups::NoRank1 => false,
+            DecayGroups::NoBiasNormEmbedding => {
+                // A field of a norm or embedding module (the struct type holds the field), or a
+                // raw embedding table named like GPT-2's.
+                let in_module = self.path.iter().skip(1).any(|(_, ty)| {
+                    ty.contains("Norm") || ty.contains("Embedding") || ty.contains("Positions")
+                });
+                let name = self
+                    .path
+                    .last()
+                    .map(|(n, _)| n.to_lowercase())
+                    .unwrap_or_default();
+                in_module || name == "wte" || name == "wpe" || name.contains("embed")
+            }
+        }
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for NoDecayVisitor {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.excluded(D) {
+            self.ids.insert(param.id);
+        }
+    }
+}
+
+/// Moves the gradients (on backend `G`, the inner backend) of the `ids` parameters from one
+/// `GradientsParams` to another.
+struct SplitVisitor<'a, B: Backend> {
+    ids: &'a HashSet<ParamId>,
+    from: &'a mut GradientsParams,
+    to: GradientsParams,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend, G: Backend> ModuleVisitor<B> for SplitVisitor<'_, G> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.ids.contains(&param.id)
+            && let Some(g) = self.from.remove::<G, D>(param.id)
+        {
+            self.to.register::<G, D>(param.id, g);
+        }
+    }
+}
