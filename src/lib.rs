@@ -53,11 +53,13 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod data;
 mod error;
 pub mod io;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod train;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -189,6 +189,18 @@ impl OptimizerConfig {
         Self::new(Algorithm::adagrad(), 1e-2)
     }
 
+    /// Sets the base learning rate.
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        self.lr = lr;
+        self
+    }
+
+    /// Sets the algorithm (keeping the learning rate, weight decay, groups and clipping).
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
     /// Checks the hyper-parameters' ranges (PyTorch's checks).
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |message: String| {
@@ -200,7 +212,7 @@ impl OptimizerConfig {
         if !(self.lr >= 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be a finite value >= 0, found {}", self.lr));
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return bad(format!("weight_decay must be >= 0, found {}", self.weight_decay));
         }
         match &self.algorithm {

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod gpt;
 pub mod recurrent;
 pub mod seq2seq;
+pub mod train;
 pub mod transformer;
 
 use std::collections::HashMap;

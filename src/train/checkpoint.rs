@@ -1,0 +1,250 @@
+//! Checkpoint directories: files written atomically, a manifest with their checksums written last.
+//!
+//! ```text
+//! run_dir/checkpoints/step-00000200/
+//!     model.bin          the model record (burn's BinBytesRecorder, f64 precision: exact for f32/f64)
+//!     optimizer-0.bin    optimizer state of each parameter group
+//!     optimizer-1.bin
+//!     carry.bin          truncated-BPTT state, when the task carries one
+//!     manifest.json      step, data position, seed, scheduler, configs, parameter shapes,
+//!                        and the size and CRC-32C of every file above; written last
+//! ```
+//! A directory without a readable manifest is an interrupted write and is ignored (and pruned).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use super::tensorboard::crc32c;
+use crate::io::{atomic_write, sync_dir};
+use crate::optim::{LrScheduler, OptimizerConfig};
+use crate::{Error, Result};
+
+/// The manifest's format version.
+pub(crate) const FORMAT: u32 = 1;
+
+/// Size and checksum of one file of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub crc32c: u32,
+}
+
+/// A parameter's path and shape, to refuse a checkpoint of another architecture before loading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ParamShape {
+    pub path: String,
+    pub shape: Vec<usize>,
+}
+
+/// The best-checkpoint and early-stopping bookkeeping, saved so that a resumed run decides alike.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Tracker {
+    pub best: Option<f64>,
+    pub best_step: Option<u64>,
+    pub bad_validations: u64,
+    pub skipped_steps: u64,
+}
+
+/// Where the data stream stands, and how many micro-batches the backend RNG has been seeded for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Position {
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// The current epoch.
+    pub epoch: u64,
+    /// The next batch of the epoch.
+    pub batch_index: usize,
+    /// Micro-batches consumed since the start (seeds the backend RNG per micro-batch).
+    pub micro_step: u64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub format: u32,
+    pub position: Position,
+    pub seed: u64,
+    pub scheduler: LrScheduler,
+    pub optimizer: OptimizerConfig,
+    pub model_config: serde_json::Value,
+    pub params: Vec<ParamShape>,
+    pub tracker: Tracker,
+    /// The monitored validation metric at this step, if a validation ran here.
+    pub metric: Option<f64>,
+    pub files: Vec<FileEntry>,
+}
+
+/// The shapes of all float parameters, with dotted paths (`h.0.linear1.weight`).
+pub(crate) fn param_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<ParamShape> {
+    struct Shapes {
+        path: Vec<String>,
+        out: Vec<ParamShape>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.out.push(ParamShape {
+                path: self.path.join("."),
+                shape: param.shape().dims::<D>().to_vec(),
+            });
+        }
+    }
+    let mut v = Shapes {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+pub(crate) fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+fn step_dir(run_dir: &Path, step: u64) -> PathBuf {
+    checkpoints_dir(run_dir).join(format!("step-{step:08}"))
+}
+
+/// A checkpoint's files: `(name, bytes)`.
+pub(crate) type Blobs = Vec<(String, Vec<u8>)>;
+
+/// Writes a checkpoint: every blob atomically, then the manifest (atomically, last).
+pub(crate) fn write(run_dir: &Path, mut manifest: Manifest, blobs: Blobs) -> Result<PathBuf> {
+    let dir = step_dir(run_dir, manifest.position.step);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Save {
+        path: dir.clone(),
+        message: e.to_string(),
+    })?;
+    manifest.files.clear();
+    for (name, bytes) in blobs {
+        atomic_write(&dir.join(&name), &bytes)?;
+        manifest.files.push(FileEntry {
+            name,
+            bytes: bytes.len() as u64,
+            crc32c: crc32c(&bytes),
+        });
+    }
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Save {
+        path: dir.join("manifest.json"),
+        message: e.to_string(),
+    })?;
+    atomic_write(&dir.join("manifest.json"), &json)?;
+    let _ = sync_dir(&checkpoints_dir(run_dir));
+    Ok(dir)
+}
+
+/// Reads a checkpoint's manifest and files, checking every size and checksum.
+pub(crate) fn read(dir: &Path) -> Result<(Manifest, Blobs)> {
+    let bad = |message: String| Error::Checkpoint {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read(&manifest_path).map_err(|e| {
+        bad(format!(
+            "no readable manifest.json ({e}): not a checkpoint, or an interrupted one"
+        ))
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| bad(format!("manifest.json is not a valid manifest: {e}")))?;
+    if manifest.format != FORMAT {
+        return Err(bad(format!(
+            "manifest format {} (this version of ember-lm reads format {FORMAT})",
+            manifest.format
+        )));
+    }
+    let mut blobs = Vec::new();
+    for f in &manifest.files {
+        let bytes = std::fs::read(dir.join(&f.name)).map_err(|e| bad(format!("{}: {e}", f.name)))?;
+        if bytes.len() as u64 != f.bytes {
+            return Err(bad(format!(
+                "{} has {} bytes, the manifest expects {} (truncated or replaced)",
+                f.name,
+                bytes.len(),
+                f.bytes
+            )));
+        }
+        let crc = crc32c(&bytes);
+        if crc != f.crc32c {
+            return Err(bad(format!(
+                "{}: CRC-32C {crc:08x}, the manifest expects {:08x} (corrupted)",
+                f.name, f.crc32c
+            )));
+        }
+        blobs.push((f.name.clone(), bytes));
+    }
+    Ok((manifest, blobs))
+}
+
+/// Complete checkpoints under `run_dir`, as `(step, dir)` sorted by step.
+pub(crate) fn list(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(checkpoints_dir(run_dir)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
+            e.path().join("manifest.json").is_file().then(|| (step, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The checkpoint to resume from: `path` itself if it holds a manifest, else the latest complete
+/// checkpoint of the run directory `path`.
+pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.join("manifest.json").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    list(path)
+        .pop()
+        .map(|(_, dir)| dir)
+        .ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: "neither a checkpoint directory (no manifest.json) nor a run directory with a complete \
+                  checkpoint under checkpoints/"
+                .into(),
+        })
+}
+
+/// Deletes all but the last `keep_last` complete checkpoints and the best one, and any incomplete
+/// directory older than the newest complete checkpoint (left by an interrupted write).
+pub(crate) fn prune(run_dir: &Path, keep_last: usize, best_step: Option<u64>) -> Vec<PathBuf> {
+    let complete = list(run_dir);
+    let newest = complete.last().map(|(s, _)| *s);
+    let keep_from = complete.len().saturating_sub(keep_last.max(1));
+    let mut removed = Vec::new();
+    for (i, (step, dir)) in complete.iter().enumerate() {
+        if i < keep_from && Some(*step) != best_step && std::fs::remove_dir_all(dir).is_ok() {
+            removed.push(dir.clone());
+        }
+    }
+    if let (Some(newest), Ok(entries)) = (newest, std::fs::read_dir(checkpoints_dir(run_dir))) {
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            if step < newest
+                && !e.path().join("manifest.json").is_file()
+                && std::fs::remove_dir_all(e.path()).is_ok()
+            {
+                removed.push(e.path());
+            }
+        }
+    }
+    removed
+}

@@ -1,0 +1,172 @@
+//! The run directory's logs (`metrics.csv`, TensorBoard events) and the progress display.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::config::ProgressMode;
+use super::metrics::MetricRow;
+use super::tensorboard::EventWriter;
+use crate::{Error, Result};
+
+/// Where rows go: CSV, TensorBoard, the terminal.
+pub(crate) struct RunLog {
+    csv: Option<(PathBuf, File)>,
+    tb: Option<EventWriter>,
+    progress: Progress,
+}
+
+enum Progress {
+    Bar(ProgressBar),
+    Lines,
+    Off,
+}
+
+fn wall_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl RunLog {
+    pub(crate) fn open(
+        run_dir: Option<&Path>,
+        tensorboard: bool,
+        mode: ProgressMode,
+        total: Option<u64>,
+    ) -> Result<Self> {
+        let mut csv = None;
+        let mut tb = None;
+        if let Some(dir) = run_dir {
+            let path = dir.join("metrics.csv");
+            let save_err = |e: std::io::Error| Error::Save {
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let fresh = !path.exists();
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(save_err)?;
+            if fresh {
+                writeln!(file, "{}", MetricRow::CSV_HEADER).map_err(save_err)?;
+            }
+            csv = Some((path, file));
+            if tensorboard {
+                tb = Some(EventWriter::create(dir, wall_time())?);
+            }
+        }
+        let bar = match mode {
+            ProgressMode::Bar => true,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            _ => false,
+        };
+        let progress = if bar {
+            let pb = match total {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::no_length(),
+            };
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Progress::Bar(pb)
+        } else if mode == ProgressMode::Off {
+            Progress::Off
+        } else {
+            Progress::Lines
+        };
+        Ok(Self { csv, tb, progress })
+    }
+
+    pub(crate) fn csv_path(&self) -> Option<&Path> {
+        self.csv.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    pub(crate) fn set_position(&self, step: u64) {
+        if let Progress::Bar(pb) = &self.progress {
+            pb.set_position(step);
+        }
+    }
+
+    pub(crate) fn row(&mut self, row: &MetricRow) -> Result<()> {
+        if let Some((path, file)) = &mut self.csv {
+            writeln!(file, "{}", row.csv()).map_err(|e| Error::Save {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(tb) = &mut self.tb {
+            let now = wall_time();
+            for (tag, value) in row.scalars() {
+                tb.scalar(&tag, value, row.step, now)?;
+            }
+            tb.flush()?;
+        }
+        let line = describe(row);
+        match &self.progress {
+            Progress::Bar(pb) => {
+                if row.split == "valid" {
+                    pb.println(line);
+                } else {
+                    pb.set_message(format!("loss {:.4}", row.loss));
+                }
+            }
+            Progress::Lines => eprintln!("{line}"),
+            Progress::Off => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn message(&self, text: &str) {
+        match &self.progress {
+            Progress::Bar(pb) => pb.println(text),
+            Progress::Lines => eprintln!("{text}"),
+            Progress::Off => {}
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if let Progress::Bar(pb) = &self.progress {
+            pb.finish();
+        }
+        if let Some((path, file)) = &mut self.csv {
+            file.sync_all().map_err(|e| Error::Save {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(tb) = &mut self.tb {
+            tb.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// One human-readable line for a row.
+fn describe(row: &MetricRow) -> String {
+    let mut s = format!(
+        "step {:>6} epoch {:>3} | {} loss {:.4} ppl {:.2} bpc {:.4}",
+        row.step, row.epoch, row.split, row.loss, row.ppl, row.bpc
+    );
+    if let Some(acc) = row.acc {
+        s += &format!(" acc {:.4}", acc);
+    }
+    if let Some(lr) = row.lr {
+        s += &format!(" | lr {lr:.3e}");
+    }
+    if let Some(g) = row.grad_norm {
+        s += &format!(" | grad {g:.3}");
+    }
+    s += &format!(" | {:.0} items/s", row.items_per_sec);
+    if row.skipped_steps > 0 {
+        s += &format!(" | skipped {}", row.skipped_steps);
+    }
+    s
+}

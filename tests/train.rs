@@ -1,0 +1,552 @@
+//! The trainer: non-finite batches, gradient accumulation, checkpoint atomicity and corruption, logs
+//! (CSV, TensorBoard bytes against TensorBoard's own writer, plot), early stopping, hooks, bad
+//! input. On `Autodiff<NdArray>` (f32); exact resume and truncated BPTT are in `train_resume.rs`.
+#![cfg(feature = "ndarray")]
+
+mod common;
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use common::train::{corpus, gpt_config, param_values, quiet, same_gpts, tmp};
+use ember_lm::data::{Batches, LmWindows, TokenBatch};
+use ember_lm::models::{Gpt, GptConfig};
+use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig, PlateauMode};
+use ember_lm::train::{
+    BatchStats, EarlyStopping, EventWriter, GptLmTask, Hook, Monitor, NonFinitePolicy, StepInfo, Task,
+    TrainOutput, Trainer, TrainerConfig, read_records,
+};
+use ember_lm::{Error, Result};
+
+type B = Autodiff<NdArray>;
+
+fn adamw() -> OptimizerConfig {
+    OptimizerConfig::adamw()
+        .with_lr(3e-3)
+        .with_clip(Some(GradClip::Norm(1.0)))
+}
+
+/// Wraps the GPT task and poisons the loss of chosen training batches with NaN.
+struct Poisoned {
+    inner: GptLmTask,
+    /// Training-batch counter and the calls to poison.
+    calls: RefCell<usize>,
+    poison: Vec<usize>,
+}
+
+impl Task<B> for Poisoned {
+    type Model = Gpt<B>;
+    type Batch = TokenBatch;
+    type Carry = ();
+    type ValidCarry = ();
+    fn train_step(
+        &self,
+        model: &Gpt<B>,
+        batch: &TokenBatch,
+        carry: Option<()>,
+    ) -> Result<TrainOutput<B, ()>> {
+        let mut out = self.inner.train_step(model, batch, carry)?;
+        let call = {
+            let mut c = self.calls.borrow_mut();
+            *c += 1;
+            *c - 1
+        };
+        if self.poison.contains(&call) {
+            out.loss = out.loss.mul_scalar(f32::NAN);
+        }
+        Ok(out)
+    }
+    fn valid_step(
+        &self,
+        model: &Gpt<NdArray>,
+        batch: &TokenBatch,
+        carry: Option<()>,
+    ) -> Result<(BatchStats, Option<()>)> {
+        <GptLmTask as Task<B>>::valid_step(&self.inner, model, batch, carry)
+    }
+}
+
+#[test]
+fn a_nan_batch_never_reaches_the_weights() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let task = |poison: Vec<usize>| Poisoned {
+        inner: GptLmTask::new(config.clone()),
+        calls: RefCell::new(0),
+        poison,
+    };
+
+    // Policy Error: the step is named, the parameters are those before it.
+    let mut models = same_gpts::<B>(&config, 3);
+    let before = param_values(&models[0]);
+    let mut t = Trainer::new(
+        quiet().with_max_steps(Some(5)),
+        task(vec![0]),
+        models.pop().unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    match t.fit(&train, None) {
+        Err(Error::NonFinite { what, step, .. }) => assert_eq!((what, step), ("loss", 0)),
+        other => panic!("expected a non-finite error, got {other:?}"),
+    }
+    assert_eq!(param_values(t.model()), before);
+
+    // Policy Skip: the poisoned step leaves the weights alone and is counted; training goes on.
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(1))
+            .with_non_finite(NonFinitePolicy::Skip),
+        task(vec![0]),
+        models.pop().unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let report = t.fit(&train, None).unwrap();
+    assert_eq!((report.steps, report.skipped_steps), (1, 1));
+    assert_eq!(param_values(t.model()), before);
+
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(3))
+            .with_non_finite(NonFinitePolicy::Skip),
+        task(vec![1]),
+        models.pop().unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let report = t.fit(&train, None).unwrap();
+    assert_eq!((report.steps, report.skipped_steps), (3, 1));
+    assert_ne!(param_values(t.model()), before);
+}
+
+/// Fixed batches, in order.
+struct Fixed(Vec<TokenBatch>);
+
+impl Batches<TokenBatch> for Fixed {
+    fn num_batches(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, _epoch: u64, index: usize, _seed: u64) -> Result<TokenBatch> {
+        Ok(self.0[index].clone())
+    }
+}
+
+fn rows(ids: &[i64], from: usize, n: usize, len: usize) -> TokenBatch {
+    TokenBatch {
+        ids: ids[from * len..(from + n) * len].to_vec(),
+        batch: n,
+        len,
+        reset: Vec::new(),
+    }
+}
+
+#[test]
+fn accumulation_averages_micro_batches_and_keeps_a_partial_group() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let len = 9;
+    let ids: Vec<i64> = corpus()[..6 * len].to_vec();
+    // k = 2 over three micro-batches of 2 rows: steps {b1, b2} and the partial {b3}.
+    let accumulated = Fixed(vec![
+        rows(&ids, 0, 2, len),
+        rows(&ids, 2, 2, len),
+        rows(&ids, 4, 2, len),
+    ]);
+    // k = 1 over the same rows: {b1 ∪ b2} (4 rows, the mean of the two means) and {b3}.
+    let whole = Fixed(vec![rows(&ids, 0, 4, len), rows(&ids, 4, 2, len)]);
+    let mut models = same_gpts::<B>(&config, 2);
+    let sgd = OptimizerConfig::sgd(0.5);
+    let run = |model, k, data: &Fixed| {
+        let mut t = Trainer::new(
+            quiet().with_max_epochs(Some(1)).with_grad_accum(k),
+            GptLmTask::new(config.clone()),
+            model,
+            &sgd,
+            LrSchedule::Constant,
+            &device,
+        )
+        .unwrap();
+        let report = t.fit(data, None).unwrap();
+        assert_eq!(report.steps, 2, "the partial group is a step of its own");
+        param_values(t.model())
+    };
+    let a = run(models.pop().unwrap(), 2, &accumulated);
+    let b = run(models.pop().unwrap(), 1, &whole);
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn checkpoints_are_pruned_checked_and_never_half_loaded() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(2);
+    let dir = tmp("ckpt");
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(10))
+            .with_checkpoint_every(Some(2))
+            .with_keep_last(2)
+            .with_valid_every(Some(5))
+            .with_run_dir(Some(dir.clone())),
+        GptLmTask::new(config.clone()),
+        same_gpts::<B>(&config, 1).pop().unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let report = t.fit(&train, Some(&valid)).unwrap();
+    let mut kept: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    kept.sort();
+    // The last two periodic ones (8, 10) and the best validation step (5 or 10).
+    let best = report.best.unwrap().0;
+    let mut expected = vec![8u64, 10, best];
+    expected.sort();
+    expected.dedup();
+    let expected: Vec<String> = expected.iter().map(|s| format!("step-{s:08}")).collect();
+    assert_eq!(kept, expected);
+    for name in &kept {
+        let d = dir.join("checkpoints").join(name);
+        assert!(d.join("manifest.json").is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left in {name}");
+    }
+
+    // An interrupted write (files but no manifest) is not a checkpoint: resume takes step 10.
+    let partial = dir.join("checkpoints/step-00000099");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("model.bin"), b"half").unwrap();
+    let fresh = || {
+        Trainer::new(
+            quiet().with_max_steps(Some(12)),
+            GptLmTask::new(config.clone()),
+            config.init::<B>(&device).unwrap(),
+            &adamw(),
+            LrSchedule::Constant,
+            &device,
+        )
+        .unwrap()
+    };
+    assert_eq!(fresh().resume(&dir).unwrap().step(), 10);
+
+    // Corruption and truncation are caught by the manifest's checksums, and nothing is loaded.
+    let latest = dir.join("checkpoints/step-00000010");
+    let model_bin = latest.join("model.bin");
+    let good = std::fs::read(&model_bin).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0x40;
+    std::fs::write(&model_bin, &bad).unwrap();
+    let t = fresh();
+    let before = param_values(t.model());
+    let err = t.resume(&latest).err().expect("corrupt model.bin");
+    assert!(
+        matches!(&err, Error::Checkpoint { .. }) && err.to_string().contains("CRC"),
+        "{err}"
+    );
+    std::fs::write(&model_bin, &good[..good.len() - 10]).unwrap();
+    let err = fresh().resume(&latest).err().expect("truncated model.bin");
+    assert!(err.to_string().contains("bytes"), "{err}");
+    std::fs::write(&model_bin, &good).unwrap();
+    // A failed resume leaves the trainer usable and unchanged.
+    let t = fresh();
+    let err = t.resume(dir.join("nowhere")).err().unwrap();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    let t = fresh();
+    assert_ne!(
+        param_values(t.model()),
+        before,
+        "a fresh model differs from the saved one"
+    );
+
+    // A checkpoint of another configuration is refused before anything is loaded.
+    let other = GptConfig::new(24, 16, 2, 2, 32);
+    let t = Trainer::new(
+        quiet().with_max_steps(Some(12)),
+        GptLmTask::new(other.clone()),
+        other.init::<B>(&device).unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let err = t.resume(&dir).err().expect("another model");
+    assert!(err.to_string().contains("model configuration"), "{err}");
+    // ...and one with another optimizer too.
+    let t = Trainer::new(
+        quiet().with_max_steps(Some(12)),
+        GptLmTask::new(config.clone()),
+        config.init::<B>(&device).unwrap(),
+        &OptimizerConfig::sgd(0.1),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let err = t.resume(&dir).err().expect("another optimizer");
+    assert!(err.to_string().contains("optimizer"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_run_directory_has_csv_tensorboard_and_a_plot() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(2);
+    let dir = tmp("logs");
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(8))
+            .with_valid_every(Some(4))
+            .with_run_dir(Some(dir.clone())),
+        GptLmTask::new(config.clone()),
+        config.init::<B>(&device).unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    t.fit(&train, Some(&valid)).unwrap();
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("split,step,epoch,loss,ppl,bpc,acc,lr,grad_norm"));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("train,")).count(),
+        4,
+        "{csv}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("valid,")).count(),
+        2,
+        "{csv}"
+    );
+    // ppl = exp(loss) and bpc = loss / ln 2 on every row.
+    for line in &lines[1..] {
+        let f: Vec<&str> = line.split(',').collect();
+        let (loss, ppl, bpc): (f64, f64, f64) = (
+            f[3].parse().unwrap(),
+            f[4].parse().unwrap(),
+            f[5].parse().unwrap(),
+        );
+        assert!((ppl - loss.exp()).abs() < 1e-9 * ppl && (bpc - loss / std::f64::consts::LN_2).abs() < 1e-12);
+        let acc: f64 = f[6].parse().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    let events: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    assert_eq!(events.len(), 1);
+    let records = read_records(&std::fs::read(&events[0]).unwrap()).unwrap();
+    let has = |tag: &str| {
+        records
+            .iter()
+            .any(|r| r.windows(tag.len()).any(|w| w == tag.as_bytes()))
+    };
+    for tag in [
+        "brain.Event:2",
+        "train/loss",
+        "train/lr",
+        "train/grad_norm",
+        "train/acc",
+        "valid/loss",
+        "valid/ppl",
+    ] {
+        assert!(has(tag), "no {tag} in the event file");
+    }
+    let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("valid") && svg.contains("<polyline"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    assert!(dir.join("config.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tensorboard_files_match_tensorboards_own_writer_byte_for_byte() {
+    let reference = std::fs::read(common::fixture_path("tensorboard/events.out.tfevents.reference")).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture_path("tensorboard/scalars.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tmp("tb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut w = EventWriter::create(&dir, spec["start"].as_f64().unwrap()).unwrap();
+    for e in spec["events"].as_array().unwrap() {
+        w.scalar(
+            e[0].as_str().unwrap(),
+            e[1].as_f64().unwrap(),
+            e[2].as_u64().unwrap(),
+            e[3].as_f64().unwrap(),
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    let ours = std::fs::read(w.path()).unwrap();
+    assert_eq!(ours, reference);
+    // TensorBoard's EventAccumulator read every scalar of that file back (recorded by the script).
+    assert_eq!(spec["read_back"].as_object().unwrap().len(), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn early_stopping_and_hooks() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(1);
+    // lr = 0: the validation loss never improves after the first validation.
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(100))
+            .with_valid_every(Some(2))
+            .with_early_stopping(Some(EarlyStopping {
+                patience: 3,
+                min_delta: 0.0,
+            })),
+        GptLmTask::new(config.clone()),
+        config.init::<B>(&device).unwrap(),
+        &OptimizerConfig::sgd(0.0),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let report = t.fit(&train, Some(&valid)).unwrap();
+    assert!(report.stopped_early);
+    assert_eq!(
+        report.steps, 8,
+        "best at step 2, then 3 validations without improvement"
+    );
+    assert_eq!(report.best.unwrap().0, 2);
+
+    // A hook sees every step and can stop the run; monitoring accuracy (higher is better).
+    struct Counter(Rc<RefCell<Vec<u64>>>);
+    impl Hook for Counter {
+        fn on_step(&mut self, info: &StepInfo) -> ControlFlow<()> {
+            self.0.borrow_mut().push(info.step);
+            if info.step == 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let mut t = Trainer::new(
+        quiet().with_max_steps(Some(100)).with_monitor(Monitor {
+            metric: "acc".into(),
+            mode: PlateauMode::Max,
+        }),
+        GptLmTask::new(config.clone()),
+        config.init::<B>(&device).unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap()
+    .with_hook(Counter(seen.clone()));
+    let report = t.fit(&train, Some(&valid)).unwrap();
+    assert_eq!(*seen.borrow(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(report.steps, 5);
+    assert!(report.last_valid.unwrap().acc.is_some());
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let make = |cfg: TrainerConfig| {
+        Trainer::new(
+            cfg,
+            GptLmTask::new(config.clone()),
+            config.init::<B>(&device).unwrap(),
+            &adamw(),
+            LrSchedule::Constant,
+            &device,
+        )
+    };
+    // No stopping rule, zero accumulation, an unknown monitored metric.
+    for cfg in [
+        quiet(),
+        quiet().with_max_steps(Some(1)).with_grad_accum(0),
+        quiet().with_max_steps(Some(1)).with_monitor(Monitor {
+            metric: "f1".into(),
+            mode: PlateauMode::Max,
+        }),
+    ] {
+        assert!(matches!(make(cfg).err().unwrap(), Error::Config { .. }));
+    }
+    // An empty dataset.
+    let mut t = make(quiet().with_max_steps(Some(1))).unwrap();
+    let err = t.fit(&Fixed(Vec::new()), None).unwrap_err();
+    assert!(err.to_string().contains("no batches"), "{err}");
+    // A batch whose ids do not fill [batch, len], and one with an id outside the vocabulary.
+    let bad_shape = Fixed(vec![TokenBatch {
+        ids: vec![1, 2, 3],
+        batch: 2,
+        len: 4,
+        reset: Vec::new(),
+    }]);
+    assert!(matches!(
+        t.fit(&bad_shape, None).unwrap_err(),
+        Error::Shape { .. }
+    ));
+    let bad_id = Fixed(vec![TokenBatch {
+        ids: vec![1, 2, 3, 99],
+        batch: 1,
+        len: 4,
+        reset: Vec::new(),
+    }]);
+    assert!(matches!(
+        t.fit(&bad_id, None).unwrap_err(),
+        Error::TokenId { found: 99, .. }
+    ));
+    // A run directory that cannot be created (its parent is a file).
+    let file = tmp("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let mut t = make(
+        quiet()
+            .with_max_steps(Some(1))
+            .with_run_dir(Some(file.join("run"))),
+    )
+    .unwrap();
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let err = t.fit(&train, None).unwrap_err();
+    assert!(
+        matches!(&err, Error::Save { path, .. } if path.ends_with("run")),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&file);
+    // The model is intact after all that.
+    assert_eq!(t.step(), 0);
+    let _ = AutodiffModule::valid(t.model());
+}
