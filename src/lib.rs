@@ -34,6 +34,7 @@
 //! | `ndarray` (default) | `burn::backend::NdArray` | with its `std`, `simd` and multi-threaded GEMM |
 //! | `flex` | `burn::backend::Flex` | burn 0.21's faster pure-Rust CPU backend |
 //! | `wgpu` | `burn::backend::Wgpu` | with `autotune` and `fusion` |
+//! | `collective` | — | data-parallel training over several devices with burn-collective |
 //!
 //! Every module is generic over [`ember_lm::Backend`](Backend): burn's `Backend` plus the
 //! whole-sequence recurrent operation (fused CPU kernels with their own backward on NdArray and
@@ -45,6 +46,12 @@
 //! (through burn-store), and each module's `load_state_dict` / `load_pytorch_file` maps PyTorch's
 //! key names (`weight_ih_l0`, `bias_hh_l1_reverse`, `weight_hr_l0`, ...) onto its parameters.
 //! A missing key, an unexpected key or a shape mismatch is an [`Error`].
+//!
+//! ## Training
+//! [`optim`] describes optimizers with PyTorch's defaults (on burn-optim), weight-decay groups, clipping and
+//! learning-rate schedules; [`train`] runs a [`train::Task`] with the [`train::Trainer`] (accumulation,
+//! validation, CSV/TensorBoard logs, atomic checkpoints and exact resume, early stopping, data-parallel training
+//! with the `collective` feature) over batches from [`data`]. See `docs/training.md`.
 //!
 //! ## Errors
 //! Bad input at the public API (wrong shapes, lengths out of range, invalid configurations,
@@ -66,6 +73,7 @@ pub use error::{Error, Result};
 
 /// The types most programs need: `use ember_lm::prelude::*;`.
 pub mod prelude {
+    pub use crate::data::{Batches, LmStreams, LmWindows, TokenBatch};
     pub use crate::io::StateDict;
     pub use crate::models::{Gpt, GptConfig, TransformerSeq2Seq, TransformerSeq2SeqConfig};
     pub use crate::nn::{
@@ -75,5 +83,7 @@ pub mod prelude {
     pub use crate::nn::{
         Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
     };
+    pub use crate::optim::{DecayGroups, GradClip, LrSchedule, OptimizerConfig};
+    pub use crate::train::{GptLmTask, Task, Trainer, TrainerConfig};
     pub use crate::{Backend, Error, Result};
 }

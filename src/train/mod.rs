@@ -37,6 +37,7 @@ mod config;
 mod lm;
 mod logging;
 mod metrics;
+mod parallel;
 mod plot;
 mod task;
 mod tensorboard;
@@ -45,6 +46,8 @@ mod trainer;
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use lm::GptLmTask;
 pub use metrics::MetricRow;
+#[cfg(feature = "collective")]
+pub use parallel::fit_data_parallel;
 pub use plot::plot_losses;
 pub use task::{BatchStats, Task, TrainOutput};
 pub use tensorboard::{EventWriter, crc32c, frame_record, read_records};

@@ -84,7 +84,7 @@ pub struct FitReport {
 /// Generic over any autodiff backend and any [`Task`]. See `docs/training.md` for how each
 /// PyTorch Lightning habit maps onto it.
 pub struct Trainer<B: AutodiffBackend, T: Task<B>> {
-    config: TrainerConfig,
+    pub(crate) config: TrainerConfig,
     task: T,
     /// `None` only inside an optimizer step, which takes the model by value.
     model: Option<T::Model>,
@@ -95,6 +95,16 @@ pub struct Trainer<B: AutodiffBackend, T: Task<B>> {
     tracker: Tracker,
     carry: Option<T::Carry>,
     hooks: Vec<Box<dyn Hook>>,
+    /// This replica's share of each epoch in data-parallel training (rank 0 of 1 otherwise).
+    pub(crate) shard: Shard,
+}
+
+/// Which replica this trainer is in data-parallel training: it reads batches
+/// `rank, rank + world, rank + 2·world, ...` of each epoch and all-reduces its gradients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Shard {
+    pub rank: usize,
+    pub world: usize,
 }
 
 impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
@@ -122,6 +132,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             tracker: Tracker::default(),
             carry: None,
             hooks: Vec::new(),
+            shard: Shard { rank: 0, world: 1 },
         })
     }
 
@@ -142,6 +153,13 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
     pub fn into_model(self) -> T::Model {
         self.model
             .expect("the model is only absent inside an optimizer step")
+    }
+
+    /// Replaces the model by `f(model)` (used to synchronise data-parallel replicas).
+    #[allow(dead_code)]
+    pub(crate) fn map_model(&mut self, f: impl FnOnce(T::Model) -> T::Model) {
+        let model = self.model.take().expect("model present between steps");
+        self.model = Some(f(model));
     }
 
     /// The task.
@@ -249,9 +267,18 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         valid: Option<&dyn Batches<T::Batch>>,
     ) -> Result<FitReport> {
         self.config.validate()?;
-        let n = train.num_batches();
-        if n == 0 {
+        if train.num_batches() == 0 {
             return Err(Error::Data("the training data has no batches".into()));
+        }
+        // Each replica takes every `world`-th batch; a tail shorter than `world` is left out of
+        // the epoch so that all replicas take the same number of steps.
+        let n = train.num_batches() / self.shard.world;
+        if n == 0 {
+            return Err(Error::Data(format!(
+                "{} training batches cannot feed {} data-parallel replicas",
+                train.num_batches(),
+                self.shard.world
+            )));
         }
         if valid.is_some_and(|v| v.num_batches() == 0) {
             return Err(Error::Data("the validation data has no batches".into()));
@@ -431,7 +458,8 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 &self.device,
                 SplitMix64::derive(self.config.seed, &[0xD0, self.pos.micro_step]).next_u64(),
             );
-            let batch = train.get(epoch, self.pos.batch_index, self.config.seed)?;
+            let index = self.pos.batch_index * self.shard.world + self.shard.rank;
+            let batch = train.get(epoch, index, self.config.seed)?;
             let out = self.task.train_step(model, &batch, self.carry.take())?;
             let loss: f64 = out.loss.clone().into_scalar().elem();
             if !loss.is_finite() && non_finite_loss.is_none() {
@@ -450,10 +478,24 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             self.pos.micro_step += 1;
         }
         let mut grads = accumulator.grads();
+        let mut mean_loss = stats.iter().map(|s| s.loss).sum::<f64>() / group as f64;
+        if self.shard.world > 1 {
+            // Every replica leaves with the mean gradient and the mean loss, so all of them take
+            // the same decisions (clipping, the non-finite policy) and the same update.
+            (grads, mean_loss) = super::parallel::all_reduce::<B, T::Model>(
+                &self.device,
+                self.shard.rank,
+                model,
+                grads,
+                mean_loss,
+            )?;
+            if !mean_loss.is_finite() && non_finite_loss.is_none() {
+                non_finite_loss = Some(mean_loss);
+            }
+        }
         let grad_norm = self.optim.clip(model, &mut grads);
         let lr = self.scheduler.step();
         let step = self.pos.step;
-        let mean_loss = stats.iter().map(|s| s.loss).sum::<f64>() / group as f64;
         let problem = match non_finite_loss {
             Some(v) => Some(("loss", v)),
             None if !grad_norm.is_finite() => Some(("gradient norm", grad_norm)),
