@@ -7,33 +7,11 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use common::train::{corpus, gpt_config, param_values, quiet, same_gpts};
-use ember_lm::Result;
-use ember_lm::data::{Batches, TokenBatch};
+use common::train::{Fixed, corpus, gpt_config, param_values, quiet, rows, same_gpts};
 use ember_lm::optim::{LrSchedule, OptimizerConfig};
 use ember_lm::train::{GptLmTask, Trainer, fit_data_parallel};
 
 type B = Autodiff<NdArray>;
-
-struct Fixed(Vec<TokenBatch>);
-
-impl Batches<TokenBatch> for Fixed {
-    fn num_batches(&self) -> usize {
-        self.0.len()
-    }
-    fn get(&self, _epoch: u64, index: usize, _seed: u64) -> Result<TokenBatch> {
-        Ok(self.0[index].clone())
-    }
-}
-
-fn rows(ids: &[i64], from: usize, n: usize, len: usize) -> TokenBatch {
-    TokenBatch {
-        ids: ids[from * len..(from + n) * len].to_vec(),
-        batch: n,
-        len,
-        reset: Vec::new(),
-    }
-}
 
 #[test]
 fn two_replicas_on_half_batches_match_one_trainer_on_whole_batches() {

@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use common::train::{corpus, gpt_config, param_values, quiet, same_gpts, tmp};
-use ember_lm::data::{Batches, LmWindows, TokenBatch};
+use common::train::{Fixed, corpus, gpt_config, param_values, quiet, rows, same_gpts, tmp};
+use ember_lm::data::{LmWindows, TokenBatch};
 use ember_lm::models::{Gpt, GptConfig};
 use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig, PlateauMode};
 use ember_lm::train::{
@@ -23,6 +23,22 @@ use ember_lm::train::{
 use ember_lm::{Error, Result};
 
 type B = Autodiff<NdArray>;
+
+/// A trainer for a fresh small GPT with `optimizer` and a constant learning rate.
+fn gpt_trainer(cfg: TrainerConfig, optimizer: &OptimizerConfig) -> Trainer<B, GptLmTask> {
+    let config = gpt_config(0.0);
+    let device = Default::default();
+    let model = config.init::<B>(&device).unwrap();
+    Trainer::new(
+        cfg,
+        GptLmTask::new(config),
+        model,
+        optimizer,
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap()
+}
 
 fn adamw() -> OptimizerConfig {
     OptimizerConfig::adamw()
@@ -100,56 +116,21 @@ fn a_nan_batch_never_reaches_the_weights() {
     assert_eq!(param_values(t.model()), before);
 
     // Policy Skip: the poisoned step leaves the weights alone and is counted; training goes on.
-    let mut t = Trainer::new(
-        quiet()
-            .with_max_steps(Some(1))
-            .with_non_finite(NonFinitePolicy::Skip),
-        task(vec![0]),
-        models.pop().unwrap(),
-        &adamw(),
-        LrSchedule::Constant,
-        &device,
-    )
-    .unwrap();
+    let skipping = |steps, poison, model| {
+        let cfg = quiet()
+            .with_max_steps(Some(steps))
+            .with_non_finite(NonFinitePolicy::Skip);
+        Trainer::new(cfg, task(poison), model, &adamw(), LrSchedule::Constant, &device).unwrap()
+    };
+    let mut t = skipping(1, vec![0], models.pop().unwrap());
     let report = t.fit(&train, None).unwrap();
     assert_eq!((report.steps, report.skipped_steps), (1, 1));
     assert_eq!(param_values(t.model()), before);
 
-    let mut t = Trainer::new(
-        quiet()
-            .with_max_steps(Some(3))
-            .with_non_finite(NonFinitePolicy::Skip),
-        task(vec![1]),
-        models.pop().unwrap(),
-        &adamw(),
-        LrSchedule::Constant,
-        &device,
-    )
-    .unwrap();
+    let mut t = skipping(3, vec![1], models.pop().unwrap());
     let report = t.fit(&train, None).unwrap();
     assert_eq!((report.steps, report.skipped_steps), (3, 1));
     assert_ne!(param_values(t.model()), before);
-}
-
-/// Fixed batches, in order.
-struct Fixed(Vec<TokenBatch>);
-
-impl Batches<TokenBatch> for Fixed {
-    fn num_batches(&self) -> usize {
-        self.0.len()
-    }
-    fn get(&self, _epoch: u64, index: usize, _seed: u64) -> Result<TokenBatch> {
-        Ok(self.0[index].clone())
-    }
-}
-
-fn rows(ids: &[i64], from: usize, n: usize, len: usize) -> TokenBatch {
-    TokenBatch {
-        ids: ids[from * len..(from + n) * len].to_vec(),
-        batch: n,
-        len,
-        reset: Vec::new(),
-    }
 }
 
 #[test]
@@ -238,17 +219,7 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     let partial = dir.join("checkpoints/step-00000099");
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(partial.join("model.bin"), b"half").unwrap();
-    let fresh = || {
-        Trainer::new(
-            quiet().with_max_steps(Some(12)),
-            GptLmTask::new(config.clone()),
-            config.init::<B>(&device).unwrap(),
-            &adamw(),
-            LrSchedule::Constant,
-            &device,
-        )
-        .unwrap()
-    };
+    let fresh = || gpt_trainer(quiet().with_max_steps(Some(12)), &adamw());
     assert_eq!(fresh().resume(&dir).unwrap().step(), 10);
 
     // Corruption and truncation are caught by the manifest's checksums, and nothing is loaded.
@@ -294,15 +265,7 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     let err = t.resume(&dir).err().expect("another model");
     assert!(err.to_string().contains("model configuration"), "{err}");
     // ...and one with another optimizer too.
-    let t = Trainer::new(
-        quiet().with_max_steps(Some(12)),
-        GptLmTask::new(config.clone()),
-        config.init::<B>(&device).unwrap(),
-        &OptimizerConfig::sgd(0.1),
-        LrSchedule::Constant,
-        &device,
-    )
-    .unwrap();
+    let t = gpt_trainer(quiet().with_max_steps(Some(12)), &OptimizerConfig::sgd(0.1));
     let err = t.resume(&dir).err().expect("another optimizer");
     assert!(err.to_string().contains("optimizer"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -310,23 +273,16 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
 
 #[test]
 fn the_run_directory_has_csv_tensorboard_and_a_plot() {
-    let device = Default::default();
-    let config = gpt_config(0.0);
     let train = LmWindows::new(corpus(), 16, 4).unwrap();
     let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(2);
     let dir = tmp("logs");
-    let mut t = Trainer::new(
+    let mut t = gpt_trainer(
         quiet()
             .with_max_steps(Some(8))
             .with_valid_every(Some(4))
             .with_run_dir(Some(dir.clone())),
-        GptLmTask::new(config.clone()),
-        config.init::<B>(&device).unwrap(),
         &adamw(),
-        LrSchedule::Constant,
-        &device,
-    )
-    .unwrap();
+    );
     t.fit(&train, Some(&valid)).unwrap();
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -420,12 +376,10 @@ fn tensorboard_files_match_tensorboards_own_writer_byte_for_byte() {
 
 #[test]
 fn early_stopping_and_hooks() {
-    let device = Default::default();
-    let config = gpt_config(0.0);
     let train = LmWindows::new(corpus(), 16, 4).unwrap();
     let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(1);
     // lr = 0: the validation loss never improves after the first validation.
-    let mut t = Trainer::new(
+    let mut t = gpt_trainer(
         quiet()
             .with_max_steps(Some(100))
             .with_valid_every(Some(2))
@@ -433,13 +387,8 @@ fn early_stopping_and_hooks() {
                 patience: 3,
                 min_delta: 0.0,
             })),
-        GptLmTask::new(config.clone()),
-        config.init::<B>(&device).unwrap(),
         &OptimizerConfig::sgd(0.0),
-        LrSchedule::Constant,
-        &device,
-    )
-    .unwrap();
+    );
     let report = t.fit(&train, Some(&valid)).unwrap();
     assert!(report.stopped_early);
     assert_eq!(
@@ -461,18 +410,13 @@ fn early_stopping_and_hooks() {
         }
     }
     let seen = Rc::new(RefCell::new(Vec::new()));
-    let mut t = Trainer::new(
+    let mut t = gpt_trainer(
         quiet().with_max_steps(Some(100)).with_monitor(Monitor {
             metric: "acc".into(),
             mode: PlateauMode::Max,
         }),
-        GptLmTask::new(config.clone()),
-        config.init::<B>(&device).unwrap(),
         &adamw(),
-        LrSchedule::Constant,
-        &device,
     )
-    .unwrap()
     .with_hook(Counter(seen.clone()));
     let report = t.fit(&train, Some(&valid)).unwrap();
     assert_eq!(*seen.borrow(), vec![1, 2, 3, 4, 5]);

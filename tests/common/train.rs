@@ -10,7 +10,7 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use ember_lm::Result;
-use ember_lm::data::TokenBatch;
+use ember_lm::data::{Batches, TokenBatch};
 use ember_lm::models::{Gpt, GptConfig};
 use ember_lm::nn::{Lstm, LstmConfig, LstmState, TorchLinear};
 use ember_lm::train::{BatchStats, ProgressMode, Task, TrainOutput, TrainerConfig};
@@ -169,5 +169,27 @@ where
 
     fn detach_carry(&self, [h, c]: Self::Carry) -> Self::Carry {
         [h.detach(), c.detach()]
+    }
+}
+
+/// Fixed batches, in order.
+pub struct Fixed(pub Vec<TokenBatch>);
+
+impl Batches<TokenBatch> for Fixed {
+    fn num_batches(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, _epoch: u64, index: usize, _seed: u64) -> Result<TokenBatch> {
+        Ok(self.0[index].clone())
+    }
+}
+
+/// Rows `from..from + n` of `ids` laid out as rows of `len` tokens.
+pub fn rows(ids: &[i64], from: usize, n: usize, len: usize) -> TokenBatch {
+    TokenBatch {
+        ids: ids[from * len..(from + n) * len].to_vec(),
+        batch: n,
+        len,
+        reset: Vec::new(),
     }
 }
