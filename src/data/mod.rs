@@ -1,9 +1,21 @@
-//! Data for training: the [`Batches`] interface the trainer reads, and token batches for language
-//! modelling (random windows for Transformers, parallel streams for truncated BPTT).
+//! Text in: tokenizers, datasets and batching, and the [`Batches`] interface the trainer reads.
+//!
+//! Tokenizers implement [`Tokenizer`]: [`CharTokenizer`] (characters of a corpus),
+//! [`WordTokenizer`] (words with a frequency cut-off and `<unk>`), [`BpeTokenizer`] (byte-level
+//! BPE through Hugging Face `tokenizers`, which also loads GPT-2's `tokenizer.json`).
+//! [`DecodeStream`] decodes generated ids piece by piece without splitting a character.
 mod batches;
+mod bpe;
+mod char_tokenizer;
 mod lm;
 mod rng;
+mod tokenizer;
+mod word_tokenizer;
 
 pub use batches::Batches;
+pub use bpe::{BpeTokenizer, END_OF_TEXT};
+pub use char_tokenizer::CharTokenizer;
 pub use lm::{LmStreams, LmWindows, TokenBatch};
 pub use rng::SplitMix64;
+pub use tokenizer::{DecodeStream, SpecialTokens, Tokenizer};
+pub use word_tokenizer::{WORD_SPECIALS, WordTokenizer};

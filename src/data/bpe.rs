@@ -1,0 +1,154 @@
+//! [`BpeTokenizer`]: byte-level BPE through Hugging Face's `tokenizers` crate.
+//!
+//! ember-lm builds `tokenizers` with its pure-Rust `fancy-regex` backend instead of the default
+//! C library Oniguruma (`onig`), so no C toolchain is needed; the GPT-2 pre-tokenisation pattern
+//! behaves the same with both (`tests/tokenizers.rs` checks encodings against the Python
+//! `tokenizers` library, which uses Oniguruma).
+
+use std::path::Path;
+
+use tokenizers::decoders::byte_level::ByteLevel;
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
+
+use super::tokenizer::{SpecialTokens, Tokenizer, check_ids};
+use crate::{Error, Result};
+
+/// Byte-level BPE (GPT-2's scheme): every UTF-8 string encodes, and decodes back exactly.
+///
+/// Trained here from a corpus ([`train`](Self::train)), or loaded from any `tokenizer.json`
+/// written by Hugging Face `tokenizers` ([`from_file`](Self::from_file)) — GPT-2's included.
+#[derive(Clone)]
+pub struct BpeTokenizer {
+    inner: HfTokenizer,
+    special: SpecialTokens,
+}
+
+impl std::fmt::Debug for BpeTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BpeTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("special", &self.special)
+            .finish()
+    }
+}
+
+/// GPT-2's end-of-text token, used as BOS, EOS and padding by tokenizers trained here.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+impl BpeTokenizer {
+    /// Trains a byte-level BPE of `vocab_size` ids (256 bytes, `<|endoftext|>`, and merges) on
+    /// `texts`, merging pairs seen at least `min_frequency` times.
+    pub fn train<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        vocab_size: usize,
+        min_frequency: u64,
+    ) -> Result<Self> {
+        if vocab_size < 257 {
+            return Err(Error::Config {
+                module: "BpeTokenizer",
+                message: format!(
+                    "vocab_size must be at least 257 (256 bytes + {END_OF_TEXT}), found {vocab_size}"
+                ),
+            });
+        }
+        let err = |e: tokenizers::Error| Error::Data(format!("BPE training failed: {e}"));
+        let mut tokenizer = HfTokenizer::new(BPE::default());
+        // GPT-2's setup: no prefix space (so decoding gives back exactly the input), its regex.
+        let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true);
+        tokenizer
+            .with_pre_tokenizer(Some(byte_level))
+            .with_decoder(Some(ByteLevel::default()));
+        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(min_frequency)
+            .show_progress(false)
+            .initial_alphabet(
+                tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
+                    .into_iter()
+                    .collect(),
+            )
+            .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
+            .build()
+            .into();
+        tokenizer
+            .train(
+                &mut trainer,
+                texts
+                    .into_iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+            .map_err(err)?;
+        Ok(Self::wrap(tokenizer))
+    }
+
+    /// Loads a `tokenizer.json` (Hugging Face `tokenizers` format).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let inner = HfTokenizer::from_file(path).map_err(|e| Error::Load {
+            path: path.to_path_buf(),
+            message: format!("not a tokenizers JSON file: {e}"),
+        })?;
+        Ok(Self::wrap(inner))
+    }
+
+    /// Writes `tokenizer.json` (atomically), loadable by Hugging Face `tokenizers` and
+    /// `transformers.PreTrainedTokenizerFast(tokenizer_file=...)`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(|e| Error::Save {
+            path: path.as_ref().to_path_buf(),
+            message: e.to_string(),
+        })?;
+        crate::io::atomic_write(path.as_ref(), json.as_bytes())
+    }
+
+    /// The wrapped `tokenizers::Tokenizer`.
+    pub fn inner(&self) -> &HfTokenizer {
+        &self.inner
+    }
+
+    fn wrap(inner: HfTokenizer) -> Self {
+        let eot = inner.token_to_id(END_OF_TEXT);
+        let find = |names: &[&str]| names.iter().find_map(|n| inner.token_to_id(n));
+        let special = SpecialTokens {
+            pad: find(&["<pad>", "[PAD]"]).or(eot),
+            bos: find(&["<s>", "<bos>", "[CLS]"]).or(eot),
+            eos: find(&["</s>", "<eos>", "[SEP]"]).or(eot),
+            unk: find(&["<unk>", "[UNK]"]),
+        };
+        Self { inner, special }
+    }
+}
+
+impl Tokenizer for BpeTokenizer {
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Data(format!("BPE encoding failed: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        // `tokenizers` silently drops unknown ids; ember-lm reports them.
+        check_ids(ids, self.vocab_size())?;
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| Error::Data(format!("BPE decoding failed: {e}")))
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    fn special_tokens(&self) -> SpecialTokens {
+        self.special
+    }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
