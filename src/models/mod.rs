@@ -1,8 +1,12 @@
 //! Task models built from the layers in [`crate::nn`].
 mod gpt;
 mod gpt_hf;
+mod language_model;
+mod rnn_lm;
 mod seq2seq;
 
 pub(crate) use gpt::check_ids;
 pub use gpt::{Gpt, GptCache, GptConfig};
+pub use language_model::{LanguageModel, RnnLmState};
+pub use rnn_lm::{RnnLm, RnnLmConfig};
 pub use seq2seq::{Seq2SeqDecodeState, TransformerSeq2Seq, TransformerSeq2SeqConfig};

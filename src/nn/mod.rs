@@ -15,6 +15,6 @@ pub use transformer::{
 };
 
 pub use recurrent::{
-    Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, RecurrentWeights, Rnn, RnnConfig,
-    lengths_from_padding_mask,
+    CellType, Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Recurrent, RecurrentConfig,
+    RecurrentState, RecurrentWeights, Rnn, RnnConfig, lengths_from_padding_mask,
 };

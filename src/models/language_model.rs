@@ -1,0 +1,105 @@
+//! [`LanguageModel`]: what generation and language-model training need from a model.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::{Gpt, GptCache, RnnLm};
+use crate::nn::RecurrentState;
+use crate::{Backend, Result};
+
+/// A causal language model: a full forward for training, and incremental decoding with a state
+/// (an RNN's hidden state, a Transformer's KV cache) for generation. `RnnLm` and `Gpt` implement
+/// it; [`generate`](crate::generate) and the language-model task are written once against it.
+pub trait LanguageModel<B: Backend> {
+    /// What decoding carries from one step to the next.
+    type State: Clone;
+
+    /// The vocabulary size.
+    fn vocab_size(&self) -> usize;
+
+    /// The longest sequence the model can attend to (`None`: unbounded, as an RNN).
+    fn max_len(&self) -> Option<usize>;
+
+    /// Logits for every position of `ids` `[batch, time]`: `[batch, time, vocab]`.
+    fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>>;
+
+    /// The state before any token, for `batch` sequences.
+    fn init_state(&self, batch: usize, device: &B::Device) -> Self::State;
+
+    /// Feeds `ids` `[batch, new]` after what `state` holds; returns their logits
+    /// `[batch, new, vocab]` and advances the state.
+    fn step(&self, ids: Tensor<B, 2, Int>, state: &mut Self::State) -> Result<Tensor<B, 3>>;
+
+    /// Keeps the state's batch rows `indices`, in that order (beam search).
+    fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()>;
+}
+
+fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(data, [indices.len()]), device)
+}
+
+impl<B: Backend> LanguageModel<B> for Gpt<B> {
+    type State = GptCache<B>;
+
+    fn vocab_size(&self) -> usize {
+        Gpt::vocab_size(self)
+    }
+
+    fn max_len(&self) -> Option<usize> {
+        Some(self.block_size())
+    }
+
+    fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        self.forward(ids)
+    }
+
+    fn init_state(&self, batch: usize, device: &B::Device) -> GptCache<B> {
+        self.new_cache(batch, device)
+    }
+
+    fn step(&self, ids: Tensor<B, 2, Int>, state: &mut GptCache<B>) -> Result<Tensor<B, 3>> {
+        self.forward_cached(ids, state)
+    }
+
+    fn reorder_state(&self, state: &mut GptCache<B>, indices: &[usize]) -> Result<()> {
+        let device = self.wte.val().device();
+        state.reorder(index_tensor::<B>(indices, &device))
+    }
+}
+
+/// The state of an [`RnnLm`] during decoding: `None` before the first token.
+pub type RnnLmState<B> = Option<RecurrentState<B>>;
+
+impl<B: Backend> LanguageModel<B> for RnnLm<B> {
+    type State = RnnLmState<B>;
+
+    fn vocab_size(&self) -> usize {
+        RnnLm::vocab_size(self)
+    }
+
+    fn max_len(&self) -> Option<usize> {
+        None
+    }
+
+    fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        Ok(self.forward(ids, None)?.0)
+    }
+
+    fn init_state(&self, _batch: usize, _device: &B::Device) -> RnnLmState<B> {
+        None
+    }
+
+    fn step(&self, ids: Tensor<B, 2, Int>, state: &mut RnnLmState<B>) -> Result<Tensor<B, 3>> {
+        let (logits, next) = self.forward(ids, state.take())?;
+        *state = Some(next);
+        Ok(logits)
+    }
+
+    fn reorder_state(&self, state: &mut RnnLmState<B>, indices: &[usize]) -> Result<()> {
+        if let Some(s) = state.take() {
+            let device = s.hidden.device();
+            *state = Some(s.select(index_tensor::<B>(indices, &device)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! [`RnnLm`]: PyTorch's word-language-model (`examples/word_language_model`'s `RNNModel`).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Distribution, Int, Tensor};
+
+use super::gpt::lookup;
+use crate::io::StateDict;
+use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
+use crate::{Backend, Error, Result};
+
+/// Configuration of an [`RnnLm`]; PyTorch's `RNNModel(rnn_type, ntoken, ninp, nhid, nlayers,
+/// dropout, tie_weights)` with its initialisation.
+#[derive(Config, Debug)]
+pub struct RnnLmConfig {
+    /// Vocabulary size (`ntoken`).
+    pub vocab_size: usize,
+    /// Embedding size (`ninp`).
+    pub embed_size: usize,
+    /// Hidden size (`nhid`).
+    pub hidden_size: usize,
+    /// The cell. Default LSTM.
+    #[config(default = "CellType::Lstm")]
+    pub cell: CellType,
+    /// Stacked layers (`nlayers`). Default 2.
+    #[config(default = 2)]
+    pub num_layers: usize,
+    /// Dropout on the embeddings, between layers and on the output (`dropout`). Default 0.2
+    /// (the example's command-line default).
+    #[config(default = 0.2)]
+    pub dropout: f64,
+    /// Share the decoder's weight with the embedding (`tie_weights`). Default false. When the
+    /// embedding and hidden sizes differ, a linear projection `hidden → embed` is added before the
+    /// decoder (PyTorch's model refuses that case).
+    #[config(default = false)]
+    pub tie_weights: bool,
+}
+
+impl RnnLmConfig {
+    /// Builds the model with PyTorch's initialisation: embedding and decoder weights
+    /// `U(-0.1, 0.1)`, decoder bias 0, recurrent weights as `nn.LSTM`/`nn.GRU`/`nn.RNN`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<RnnLm<B>> {
+        if self.vocab_size == 0 || self.embed_size == 0 || self.hidden_size == 0 {
+            return Err(Error::Config {
+                module: "RnnLmConfig",
+                message: format!(
+                    "vocab_size, embed_size and hidden_size must be > 0, found {}, {}, {}",
+                    self.vocab_size, self.embed_size, self.hidden_size
+                ),
+            });
+        }
+        let uniform = Distribution::Uniform(-0.1, 0.1);
+        let (v, e, h) = (self.vocab_size, self.embed_size, self.hidden_size);
+        let rnn = RecurrentConfig::new(self.cell, e, h)
+            .with_num_layers(self.num_layers)
+            .with_dropout(self.dropout)
+            .init(device)?;
+        let proj = (self.tie_weights && e != h).then(|| TorchLinear::new(h, e, false, device));
+        Ok(RnnLm {
+            encoder: Param::from_tensor(Tensor::random([v, e], uniform, device)),
+            rnn,
+            proj,
+            decoder_weight: (!self.tie_weights)
+                .then(|| Param::from_tensor(Tensor::random([v, h], uniform, device))),
+            decoder_bias: Param::from_tensor(Tensor::zeros([v], device)),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            vocab_size: v,
+        })
+    }
+}
+
+/// A recurrent language model: embedding, dropout, an `Rnn`/`Lstm`/`Gru` stack, dropout, a
+/// linear decoder (optionally tied to the embedding).
+///
+/// ```text
+/// x = dropout(E[ids]);  (o, state) = rnn(x, state);  logits = dropout(o) Dᵀ + b
+/// ```
+///
+/// Parameters are named after PyTorch's `RNNModel` (`encoder.weight`, `rnn.*`, `decoder.weight`,
+/// `decoder.bias`), whose state dict [`load_state_dict`](Self::load_state_dict) reads.
+#[derive(Module, Debug)]
+pub struct RnnLm<B: Backend> {
+    /// The embedding `[vocab, embed]` (`encoder.weight`).
+    pub encoder: Param<Tensor<B, 2>>,
+    /// The recurrent stack (`rnn.*`).
+    pub rnn: Recurrent<B>,
+    /// `hidden → embed` before a tied decoder when the sizes differ.
+    pub proj: Option<TorchLinear<B>>,
+    /// The decoder weight `[vocab, hidden]`; `None` when tied to `encoder`.
+    pub decoder_weight: Option<Param<Tensor<B, 2>>>,
+    /// The decoder bias `[vocab]` (kept when tied, as in PyTorch).
+    pub decoder_bias: Param<Tensor<B, 1>>,
+    dropout: Dropout,
+    vocab_size: usize,
+}
+
+impl<B: Backend> RnnLm<B> {
+    /// The vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Logits for every position, from `state` (zeros when `None`), and the final state.
+    ///
+    /// # Shapes
+    /// - `ids`: `[batch, time]`
+    /// - returns `[batch, time, vocab]` and the state `[layers, batch, hidden]`
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        state: Option<RecurrentState<B>>,
+    ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
+        let x = self
+            .dropout
+            .forward(lookup("RnnLm input ids", &self.encoder.val(), ids)?);
+        let (out, state) = self.rnn.forward(x, None, state)?;
+        let out = self.dropout.forward(out);
+        let out = match &self.proj {
+            Some(p) => p.forward(out),
+            None => out,
+        };
+        let [b, t, d] = out.dims();
+        let weight = match &self.decoder_weight {
+            Some(w) => w.val(),
+            None => self.encoder.val(),
+        };
+        // [b·t, d] x [d, vocab]: a 2-D matmul, then back to [b, t, vocab].
+        let logits = out.reshape([b * t, d]).matmul(weight.transpose()) + self.decoder_bias.val().unsqueeze();
+        Ok((logits.reshape([b, t, self.vocab_size]), state))
+    }
+
+    /// Loads the state dict of PyTorch's `RNNModel` (`encoder.weight`, `rnn.weight_ih_l0`, ...,
+    /// `decoder.weight`, `decoder.bias`). With tied weights `decoder.weight` may be present
+    /// (PyTorch saves the shared tensor under both names) and is ignored.
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self> {
+        let [v, e] = self.encoder.dims();
+        let mut expected = vec![
+            ("encoder.weight".to_string(), vec![v, e]),
+            ("decoder.bias".to_string(), vec![v]),
+        ];
+        if let Some(w) = &self.decoder_weight {
+            expected.push(("decoder.weight".to_string(), w.dims().to_vec()));
+        }
+        let tied = self.decoder_weight.is_none();
+        dict.check_exact_ignoring(
+            "encoder.",
+            &expected[..1]
+                .iter()
+                .map(|(k, s)| (k["encoder.".len()..].to_string(), s.clone()))
+                .collect::<Vec<_>>(),
+            |_| false,
+        )?;
+        let decoder: Vec<(String, Vec<usize>)> = expected[1..]
+            .iter()
+            .map(|(k, s)| (k["decoder.".len()..].to_string(), s.clone()))
+            .collect();
+        dict.check_exact_ignoring("decoder.", &decoder, |k| tied && k == "weight")?;
+        let rnn = self.rnn.load_state_dict(dict, "rnn.")?;
+        let encoder = dict.fill(self.encoder, "encoder.weight")?;
+        let decoder_bias = dict.fill(self.decoder_bias, "decoder.bias")?;
+        let decoder_weight = match self.decoder_weight {
+            Some(w) => Some(dict.fill(w, "decoder.weight")?),
+            None => None,
+        };
+        Ok(Self {
+            encoder,
+            rnn,
+            decoder_weight,
+            decoder_bias,
+            ..self
+        })
+    }
+}
