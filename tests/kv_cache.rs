@@ -122,7 +122,7 @@ fn reordering_the_cache_equals_decoding_the_reordered_batch() {
     assert!(
         cache
             .reorder(Tensor::<B, 1, Int>::from_data(
-                TensorData::new(vec![0i64], [1]),
+                TensorData::new(vec![0i64, 2], [2]),
                 &device
             ))
             .is_err()

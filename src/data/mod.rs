@@ -17,5 +17,6 @@ pub use bpe::{BpeTokenizer, END_OF_TEXT};
 pub use char_tokenizer::CharTokenizer;
 pub use lm::{LmStreams, LmWindows, TokenBatch};
 pub use rng::SplitMix64;
+pub(crate) use tokenizer::check_ids as check_token_ids;
 pub use tokenizer::{DecodeStream, SpecialTokens, Tokenizer};
 pub use word_tokenizer::{WORD_SPECIALS, WordTokenizer};

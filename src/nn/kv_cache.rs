@@ -1,6 +1,6 @@
 //! [`KvCache`]: keys and values of past positions for incremental decoding.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{ElementConversion, Int, Tensor};
 
 use crate::{Backend, Error, Result};
 
@@ -51,13 +51,23 @@ impl<B: Backend> KvCache<B> {
     }
 
     /// Reorders the batch: sequence `i` of the result is sequence `indices[i]` of this cache
-    /// (beam search keeps its best beams this way). `indices` must have `batch` entries.
+    /// (beam search keeps its best beams this way; repeating an index copies a sequence, so one
+    /// prompt's cache can become `num_beams` of them). Every index must be `< batch`.
     pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
         let batch = self.keys.dims()[0];
-        if indices.dims()[0] != batch {
+        let n = indices.dims()[0];
+        let (lo, hi): (i64, i64) = if n == 0 {
+            (-1, -1)
+        } else {
+            (
+                indices.clone().min().into_scalar().elem(),
+                indices.clone().max().into_scalar().elem(),
+            )
+        };
+        if n == 0 || lo < 0 || hi >= batch as i64 {
             return Err(Error::shape(
                 "KvCache::reorder indices",
-                format!("[{batch}]"),
+                format!("[n] with n >= 1 and every index in 0..{batch}"),
                 &indices.dims(),
             ));
         }

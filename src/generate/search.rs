@@ -1,0 +1,400 @@
+//! [`Generator`]: greedy decoding, sampling and beam search over any [`LanguageModel`].
+
+use std::marker::PhantomData;
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::config::{BeamStopping, GenerationConfig};
+use super::processors::{
+    argmax, log_softmax, min_p, no_repeat_ngram, repetition_penalty, sample, temperature, top_k, top_p,
+};
+use crate::data::{DecodeStream, SplitMix64, Tokenizer};
+use crate::models::LanguageModel;
+use crate::{Backend, Error, Result};
+
+/// Why a sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-sequence token was generated (it ends `tokens`).
+    Eos,
+    /// The decoded text reached one of the stop strings.
+    StopString,
+    /// `max_new_tokens` were generated.
+    MaxNewTokens,
+    /// The model's context (`block_size`) is full.
+    Context,
+}
+
+/// One generated sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The new tokens (the prompt excluded; the EOS token included when it ended the sequence).
+    pub tokens: Vec<u32>,
+    /// Beam search: the hypothesis score (sum of log-probabilities / length^length_penalty).
+    /// Greedy and sampling: the sum of the chosen tokens' log-probabilities under the processed
+    /// distribution.
+    pub score: f64,
+    /// Why it ended.
+    pub finish: FinishReason,
+}
+
+/// Generates from a [`LanguageModel`] with a [`GenerationConfig`].
+///
+/// Prompts are processed one at a time (the beams of one prompt run as one batch); the logits of
+/// the next token are read back to the host, where the processors, the sampler (which owns its
+/// random generator, seeded from `config.seed`, the prompt index and the sequence index) and the
+/// beam bookkeeping run.
+pub struct Generator<'a, B: Backend, M: LanguageModel<B>> {
+    model: &'a M,
+    config: GenerationConfig,
+    tokenizer: Option<&'a dyn Tokenizer>,
+    device: B::Device,
+    _b: PhantomData<B>,
+}
+
+fn host_rows<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<Vec<f32>>> {
+    // [batch, new, vocab] -> the last position of each row.
+    let [b, t, v] = logits.dims();
+    let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
+    let data = last.into_data().convert::<f32>();
+    let flat: Vec<f32> = data
+        .to_vec()
+        .map_err(|e| Error::Data(format!("cannot read logits back: {e:?}")))?;
+    Ok(flat.chunks(v).map(<[f32]>::to_vec).collect())
+}
+
+impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
+    /// A generator; the configuration is validated here.
+    pub fn new(model: &'a M, config: GenerationConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            model,
+            config,
+            tokenizer: None,
+            device: device.clone(),
+            _b: PhantomData,
+        })
+    }
+
+    /// Adds a tokenizer, which stop strings and text streaming need.
+    pub fn with_tokenizer(mut self, tokenizer: &'a dyn Tokenizer) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GenerationConfig {
+        &self.config
+    }
+
+    /// `num_return_sequences` generations for each prompt (prompts of any lengths).
+    pub fn generate(&self, prompts: &[Vec<u32>]) -> Result<Vec<Vec<Generation>>> {
+        prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let prompt = self.prepare(p)?;
+                if self.config.num_beams > 1 {
+                    self.beam_search(&prompt)
+                } else {
+                    (0..self.config.num_return_sequences)
+                        .map(|j| self.one(&prompt, i as u64, j as u64, &mut |_| {}))
+                        .collect()
+                }
+            })
+            .collect()
+    }
+
+    /// Generates one sequence (greedy or sampling) and hands each finished piece of text to
+    /// `on_text` as soon as it is decoded (never a partial UTF-8 character). Needs a tokenizer.
+    pub fn generate_streaming(&self, prompt: &[u32], mut on_text: impl FnMut(&str)) -> Result<Generation> {
+        let tokenizer = self.tokenizer.ok_or_else(|| Error::Config {
+            module: "Generator",
+            message: "streaming text needs a tokenizer (Generator::with_tokenizer)".into(),
+        })?;
+        if self.config.num_beams > 1 {
+            return Err(Error::Config {
+                module: "Generator",
+                message: "streaming is for greedy decoding and sampling, not beam search".into(),
+            });
+        }
+        let prompt = self.prepare(prompt)?;
+        let mut stream = DecodeStream::new(tokenizer);
+        let mut error = None;
+        let generation = self.one(&prompt, 0, 0, &mut |id| match stream.push(id) {
+            Ok(Some(piece)) => on_text(&piece),
+            Ok(None) => {}
+            Err(e) => error = Some(e),
+        })?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let rest = stream.finish()?;
+        if !rest.is_empty() {
+            on_text(&rest);
+        }
+        Ok(generation)
+    }
+
+    /// Checks a prompt against the vocabulary and the context; an empty prompt becomes `[bos]`.
+    fn prepare(&self, prompt: &[u32]) -> Result<Vec<u32>> {
+        let prompt = if prompt.is_empty() {
+            match self.config.bos_token_id {
+                Some(bos) => vec![bos],
+                None => {
+                    return Err(Error::Config {
+                        module: "Generator",
+                        message: "the prompt is empty and no bos_token_id is configured".into(),
+                    });
+                }
+            }
+        } else {
+            prompt.to_vec()
+        };
+        crate::data::check_token_ids(&prompt, self.model.vocab_size())?;
+        if let Some(max) = self.model.max_len()
+            && prompt.len() > max
+        {
+            return Err(Error::TooLong {
+                found: prompt.len(),
+                offset: 0,
+                max,
+            });
+        }
+        Ok(prompt)
+    }
+
+    fn ids_tensor(&self, ids: &[u32], rows: usize) -> Tensor<B, 2, Int> {
+        let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        Tensor::from_data(TensorData::new(data, [rows, ids.len() / rows]), &self.device)
+    }
+
+    fn stop_string_hit(&self, generated: &[u32]) -> bool {
+        match (self.tokenizer, self.config.stop_strings.is_empty()) {
+            (Some(tok), false) => {
+                let text = tok.decode_lossy(generated);
+                self.config.stop_strings.iter().any(|s| text.contains(s.as_str()))
+            }
+            _ => false,
+        }
+    }
+
+    /// Greedy or sampled decoding of one sequence.
+    fn one(
+        &self,
+        prompt: &[u32],
+        prompt_index: u64,
+        seq_index: u64,
+        on_token: &mut dyn FnMut(u32),
+    ) -> Result<Generation> {
+        let c = &self.config;
+        let mut rng = SplitMix64::derive(c.seed, &[prompt_index, seq_index]);
+        let mut state = self.model.init_state(1, &self.device);
+        let mut row = host_rows(self.model.step(self.ids_tensor(prompt, 1), &mut state)?)?.remove(0);
+        let mut all = prompt.to_vec();
+        let mut tokens = Vec::new();
+        let mut score = 0.0;
+        let max_len = self.model.max_len();
+        let finish = loop {
+            if tokens.len() == c.max_new_tokens {
+                break FinishReason::MaxNewTokens;
+            }
+            repetition_penalty(&mut row, &all, c.repetition_penalty);
+            no_repeat_ngram(&mut row, &all, c.no_repeat_ngram_size);
+            let token = if c.do_sample {
+                temperature(&mut row, c.temperature);
+                top_k(&mut row, c.top_k);
+                top_p(&mut row, c.top_p);
+                if let Some(m) = c.min_p {
+                    min_p(&mut row, m);
+                }
+                sample(&row, rng.next_f64())
+            } else {
+                argmax(&row)
+            };
+            score += log_softmax(&row)[token as usize];
+            tokens.push(token);
+            all.push(token);
+            on_token(token);
+            if c.eos_token_ids.contains(&token) {
+                break FinishReason::Eos;
+            }
+            if self.stop_string_hit(&tokens) {
+                break FinishReason::StopString;
+            }
+            if tokens.len() == c.max_new_tokens {
+                break FinishReason::MaxNewTokens;
+            }
+            if max_len.is_some_and(|m| all.len() >= m) {
+                break FinishReason::Context;
+            }
+            row = host_rows(self.model.step(self.ids_tensor(&[token], 1), &mut state)?)?.remove(0);
+        };
+        Ok(Generation {
+            tokens,
+            score,
+            finish,
+        })
+    }
+
+    /// Hugging Face's beam search (`num_beams`, `length_penalty`, `early_stopping`), for one prompt.
+    fn beam_search(&self, prompt: &[u32]) -> Result<Vec<Generation>> {
+        let c = &self.config;
+        let k = c.num_beams;
+        let mut state = self.model.init_state(1, &self.device);
+        let first = host_rows(self.model.step(self.ids_tensor(prompt, 1), &mut state)?)?.remove(0);
+        self.model.reorder_state(&mut state, &vec![0; k])?;
+        let mut rows = vec![first; k];
+        let mut beams: Vec<Vec<u32>> = vec![Vec::new(); k];
+        let mut beam_scores: Vec<f64> = (0..k).map(|b| if b == 0 { 0.0 } else { -1e9 }).collect();
+        let mut hyps = Hypotheses::new(k, c.length_penalty, c.early_stopping, c.max_new_tokens);
+        let keep = 2.max(1 + c.eos_token_ids.len()) * k;
+        let max_new = match self.model.max_len() {
+            Some(m) => c.max_new_tokens.min(m.saturating_sub(prompt.len())),
+            None => c.max_new_tokens,
+        };
+        let mut generated = 0;
+        let mut done = false;
+        while generated < max_new {
+            // Scores of every (beam, token), processed on log-probabilities as Hugging Face does.
+            let mut candidates: Vec<(f64, usize, u32)> = Vec::with_capacity(k * rows[0].len());
+            for (b, row) in rows.iter().enumerate() {
+                let mut lp: Vec<f32> = log_softmax(row).into_iter().map(|v| v as f32).collect();
+                let history: Vec<u32> = prompt.iter().chain(&beams[b]).copied().collect();
+                repetition_penalty(&mut lp, &history, c.repetition_penalty);
+                no_repeat_ngram(&mut lp, &history, c.no_repeat_ngram_size);
+                candidates.extend(
+                    lp.iter()
+                        .enumerate()
+                        .map(|(v, &s)| (beam_scores[b] + s as f64, b, v as u32)),
+                );
+            }
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+            candidates.truncate(keep);
+            let mut next: Vec<(f64, usize, u32)> = Vec::with_capacity(k);
+            for (rank, &(score, b, token)) in candidates.iter().enumerate() {
+                if c.eos_token_ids.contains(&token) {
+                    if rank >= k {
+                        continue;
+                    }
+                    let mut seq = beams[b].clone();
+                    seq.push(token);
+                    hyps.add(seq, score, generated, true);
+                } else {
+                    next.push((score, b, token));
+                }
+                if next.len() == k {
+                    break;
+                }
+            }
+            generated += 1;
+            let best = candidates.first().map_or(f64::NEG_INFINITY, |c| c.0);
+            if hyps.is_done(best, generated) {
+                done = true;
+                break;
+            }
+            let sources: Vec<usize> = next.iter().map(|n| n.1).collect();
+            beams = next
+                .iter()
+                .map(|&(_, b, t)| {
+                    let mut s = beams[b].clone();
+                    s.push(t);
+                    s
+                })
+                .collect();
+            beam_scores = next.iter().map(|n| n.0).collect();
+            if generated == max_new {
+                break;
+            }
+            self.model.reorder_state(&mut state, &sources)?;
+            let tokens: Vec<u32> = next.iter().map(|n| n.2).collect();
+            rows = host_rows(self.model.step(self.ids_tensor(&tokens, k), &mut state)?)?;
+        }
+        if !done {
+            for (seq, score) in beams.into_iter().zip(beam_scores) {
+                let len = seq.len();
+                hyps.add(seq, score, len, false);
+            }
+        }
+        let reason = if max_new < c.max_new_tokens {
+            FinishReason::Context
+        } else {
+            FinishReason::MaxNewTokens
+        };
+        let mut best = hyps.beams;
+        best.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(best
+            .into_iter()
+            .take(c.num_return_sequences)
+            .map(|(score, tokens, eos)| Generation {
+                tokens,
+                score,
+                finish: if eos { FinishReason::Eos } else { reason },
+            })
+            .collect())
+    }
+}
+
+/// Hugging Face's `BeamHypotheses`: the best `num_beams` finished sequences.
+struct Hypotheses {
+    num_beams: usize,
+    length_penalty: f64,
+    stopping: BeamStopping,
+    max_new_tokens: usize,
+    /// `(score, tokens, ended_with_eos)`.
+    beams: Vec<(f64, Vec<u32>, bool)>,
+    worst: f64,
+}
+
+impl Hypotheses {
+    fn new(num_beams: usize, length_penalty: f64, stopping: BeamStopping, max_new_tokens: usize) -> Self {
+        Self {
+            num_beams,
+            length_penalty,
+            stopping,
+            max_new_tokens,
+            beams: Vec::new(),
+            worst: 1e9,
+        }
+    }
+
+    /// Adds a hypothesis whose log-probability sum is `sum_logprobs`; its score divides by
+    /// `generated_len^length_penalty` (the length before the EOS token, as Hugging Face counts).
+    fn add(&mut self, tokens: Vec<u32>, sum_logprobs: f64, generated_len: usize, eos: bool) {
+        let score = sum_logprobs / (generated_len.max(1) as f64).powf(self.length_penalty);
+        if self.beams.len() < self.num_beams || score > self.worst {
+            self.beams.push((score, tokens, eos));
+            if self.beams.len() > self.num_beams {
+                let (worst_i, _) = self
+                    .beams
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                    .expect("non-empty");
+                self.beams.remove(worst_i);
+                self.worst = self.beams.iter().map(|b| b.0).fold(f64::INFINITY, f64::min);
+            } else {
+                self.worst = self.worst.min(score);
+            }
+        }
+    }
+
+    fn is_done(&self, best_sum_logprobs: f64, generated: usize) -> bool {
+        if self.beams.len() < self.num_beams {
+            return false;
+        }
+        let highest = |len: usize| best_sum_logprobs / (len.max(1) as f64).powf(self.length_penalty);
+        match self.stopping {
+            BeamStopping::Eager => true,
+            BeamStopping::Heuristic => self.worst >= highest(generated),
+            BeamStopping::Never => {
+                let len = if self.length_penalty > 0.0 {
+                    self.max_new_tokens
+                } else {
+                    generated
+                };
+                self.worst >= highest(len)
+            }
+        }
+    }
+}
