@@ -132,7 +132,7 @@ fn beam_search_matches_transformers_generate() {
     let prompt = ids(&fixture["prompt"]);
     let greedy = Generator::new(&gpt, GenerationConfig::greedy(12), &device)
         .unwrap()
-        .generate(&[prompt.clone()])
+        .generate(std::slice::from_ref(&prompt))
         .unwrap();
     assert_eq!(greedy[0][0].tokens, ids(&fixture["greedy"]));
     for case in fixture["cases"].as_array().unwrap() {
@@ -153,7 +153,7 @@ fn beam_search_matches_transformers_generate() {
             .with_repetition_penalty(s["repetition_penalty"].as_f64().unwrap_or(1.0));
         let out = Generator::new(&gpt, config, &device)
             .unwrap()
-            .generate(&[prompt.clone()])
+            .generate(std::slice::from_ref(&prompt))
             .unwrap();
         let expected: Vec<Vec<u32>> = case["sequences"].as_array().unwrap().iter().map(ids).collect();
         let got: Vec<Vec<u32>> = out[0].iter().map(|g| g.tokens.clone()).collect();

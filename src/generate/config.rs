@@ -119,7 +119,7 @@ impl GenerationConfig {
         {
             return bad(format!("min_p must be in [0, 1], found {m}"));
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return bad(format!(
                 "repetition_penalty must be > 0, found {}",
                 self.repetition_penalty
