@@ -7,16 +7,23 @@
 mod batches;
 mod bpe;
 mod char_tokenizer;
+mod classification;
 mod lm;
+mod order;
+mod pairs;
 mod rng;
+mod text;
 mod tokenizer;
 mod word_tokenizer;
 
 pub use batches::Batches;
 pub use bpe::{BpeTokenizer, END_OF_TEXT};
 pub use char_tokenizer::CharTokenizer;
+pub use classification::{ClassBatch, ClassificationBatches};
 pub use lm::{LmStreams, LmWindows, TokenBatch};
+pub use pairs::{PairBatch, PairBatches};
 pub use rng::SplitMix64;
+pub use text::{read_labeled_tsv, read_lines, read_pairs, read_text, split_tail};
 pub(crate) use tokenizer::check_ids as check_token_ids;
 pub use tokenizer::{DecodeStream, SpecialTokens, Tokenizer};
 pub use word_tokenizer::{WORD_SPECIALS, WordTokenizer};
