@@ -62,6 +62,7 @@
 pub mod backend;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod generate;
 pub mod io;
 pub mod models;

@@ -1,0 +1,49 @@
+//! Corpus BLEU against sacrebleu (`tests/fixtures/make_eval.py`): score, n-gram counts and lengths.
+
+mod common;
+
+use ember_lm::eval::corpus_bleu;
+
+#[test]
+fn corpus_bleu_matches_sacrebleu() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture_path("eval/bleu.json")).unwrap())
+            .unwrap();
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    for (name, case) in fixture.as_object().unwrap() {
+        let hyps = strings(&case["hyps"]);
+        let refs: Vec<Vec<String>> = case["refs"].as_array().unwrap().iter().map(strings).collect();
+        let b = corpus_bleu(&hyps, &refs).unwrap();
+        let n = |k: &str| -> Vec<usize> {
+            case[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect()
+        };
+        assert_eq!(b.counts.to_vec(), n("counts"), "{name} counts");
+        assert_eq!(b.totals.to_vec(), n("totals"), "{name} totals");
+        assert_eq!(
+            (b.sys_len, b.ref_len),
+            (
+                case["sys_len"].as_u64().unwrap() as usize,
+                case["ref_len"].as_u64().unwrap() as usize
+            ),
+            "{name} lengths"
+        );
+        let expected = case["score"].as_f64().unwrap();
+        assert!(
+            (b.score - expected).abs() < 1e-9 * expected.max(1.0),
+            "{name}: {} vs sacrebleu {expected}",
+            b.score
+        );
+    }
+    assert!(corpus_bleu(&["a".to_string()], &[vec![]]).is_err());
+}
