@@ -1,10 +1,14 @@
 //! Task models built from the layers in [`crate::nn`].
+mod classifier;
 mod gpt;
 mod gpt_hf;
 mod language_model;
 mod rnn_lm;
 mod seq2seq;
 
+pub use classifier::{
+    Encoder, EncoderKind, Pooling, SequenceClassifier, SequenceClassifierConfig, TransformerBody,
+};
 pub(crate) use gpt::check_ids;
 pub use gpt::{Gpt, GptCache, GptConfig};
 pub use language_model::{LanguageModel, RnnLmState};

@@ -33,6 +33,7 @@
 //! # Ok::<(), ember_lm::Error>(())
 //! ```
 mod checkpoint;
+mod classify;
 mod config;
 mod lm;
 mod logging;
@@ -43,6 +44,7 @@ mod task;
 mod tensorboard;
 mod trainer;
 
+pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use lm::GptLmTask;
 pub use metrics::MetricRow;
