@@ -5,7 +5,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
-use ember_lm::data::{Batches, ClassificationBatches};
+use ember_lm::data::ClassificationBatches;
 use ember_lm::eval::classification_report;
 use ember_lm::models::{EncoderKind, Pooling, SequenceClassifierConfig};
 use ember_lm::nn::CellType;
