@@ -1,16 +1,20 @@
 //! Task models built from the layers in [`crate::nn`].
 mod classifier;
+mod conditioned;
 mod gpt;
 mod gpt_hf;
 mod language_model;
 mod rnn_lm;
+mod rnn_seq2seq;
 mod seq2seq;
 
 pub use classifier::{
     Encoder, EncoderKind, Pooling, SequenceClassifier, SequenceClassifierConfig, TransformerBody,
 };
+pub use conditioned::{Conditioned, Seq2SeqModel};
 pub(crate) use gpt::check_ids;
 pub use gpt::{Gpt, GptCache, GptConfig};
 pub use language_model::{LanguageModel, RnnLmState};
 pub use rnn_lm::{RnnLm, RnnLmConfig};
+pub use rnn_seq2seq::{AttentionScore, RnnDecodeState, RnnSeq2Seq, RnnSeq2SeqConfig};
 pub use seq2seq::{Seq2SeqDecodeState, TransformerSeq2Seq, TransformerSeq2SeqConfig};

@@ -162,7 +162,17 @@ impl<B: Backend> TransformerSeq2Seq<B> {
         self.src_vocab_size
     }
 
-    /// Target vocabulary size.
+    /// The device of the model's parameters.
+    pub(crate) fn generator_device(&self) -> B::Device {
+        self.generator.weight.val().device()
+    }
+
+    /// The longest source or target sequence (the positions table's length).
+    pub fn max_len(&self) -> usize {
+        self.positions.max_len()
+    }
+
+    /// The target vocabulary size.
     pub fn tgt_vocab_size(&self) -> usize {
         self.tgt_vocab_size
     }

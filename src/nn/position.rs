@@ -96,6 +96,11 @@ fn add_positions<B: Backend>(table: Tensor<B, 2>, x: Tensor<B, 3>, offset: usize
 }
 
 impl<B: Backend> SinusoidalPositions<B> {
+    /// The longest sequence (offset plus length) the table covers.
+    pub fn max_len(&self) -> usize {
+        self.table.dims()[0]
+    }
+
     /// Adds the positions `offset .. offset + time` to `x`.
     ///
     /// # Shapes

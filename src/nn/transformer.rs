@@ -73,7 +73,7 @@ impl<B: Backend> TorchLinear<B> {
     }
 
     /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
-    fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
+    pub(crate) fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
         let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
         keys.extend(
             self.bias
@@ -84,7 +84,7 @@ impl<B: Backend> TorchLinear<B> {
     }
 
     /// Takes `{path}.weight` and `{path}.bias` from `dict` (already checked).
-    fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
+    pub(crate) fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
         Ok(Self {
             weight: dict.fill(self.weight, &format!("{path}.weight"))?,
             bias: self

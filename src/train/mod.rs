@@ -43,6 +43,7 @@ mod plot;
 mod task;
 mod tensorboard;
 mod trainer;
+mod translate;
 
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
@@ -54,3 +55,4 @@ pub use plot::plot_losses;
 pub use task::{BatchStats, Task, TrainOutput};
 pub use tensorboard::{EventWriter, crc32c, frame_record, read_records};
 pub use trainer::{FitReport, Hook, StepInfo, Trainer};
+pub use translate::TranslationTask;
