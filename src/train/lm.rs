@@ -1,4 +1,4 @@
-//! [`GptLmTask`]: next-token prediction with a [`Gpt`] on [`TokenBatch`]es.
+//! Language-model tasks: [`GptLmTask`] (random windows) and [`RnnLmTask`] (truncated BPTT).
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -116,6 +116,109 @@ where
             },
             None,
         ))
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Language modelling with an [`RnnLm`](crate::models::RnnLm) under truncated backpropagation
+/// through time: batches from [`LmStreams`](crate::data::LmStreams), the hidden state carried
+/// (detached) from one batch to the next and zeroed on rows the batch marks `reset`.
+#[derive(Debug, Clone)]
+pub struct RnnLmTask {
+    config: crate::models::RnnLmConfig,
+}
+
+impl RnnLmTask {
+    /// The task for models built from `config`.
+    pub fn new(config: crate::models::RnnLmConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// Loss, targets, correct predictions and the final state of an `RnnLm` on a stream batch.
+fn rnn_lm_loss<B: crate::Backend>(
+    model: &crate::models::RnnLm<B>,
+    batch: &TokenBatch,
+    state: Option<crate::nn::RecurrentState<B>>,
+) -> Result<(Tensor<B, 1>, usize, usize, crate::nn::RecurrentState<B>)> {
+    let device = model.encoder.val().device();
+    let (inputs, targets) = tensors::<B>(batch, &device)?;
+    crate::models::check_ids(&targets, model.vocab_size())?;
+    let state = state.map(|s| {
+        if batch.reset.iter().any(|&r| r) {
+            let keep: Vec<f32> = batch.reset.iter().map(|&r| if r { 0.0 } else { 1.0 }).collect();
+            s.mask_rows(Tensor::from_data(TensorData::new(keep, [batch.batch]), &device))
+        } else {
+            s
+        }
+    });
+    let (logits, state) = model.forward(inputs, state)?;
+    let [b, t, v] = logits.dims();
+    let logits = logits.reshape([b * t, v]); // [b·t, vocab]
+    let targets = targets.reshape([b * t]);
+    let correct: i64 = burn::tensor::ElementConversion::elem(
+        logits
+            .clone()
+            .argmax(1)
+            .reshape([b * t])
+            .equal(targets.clone())
+            .int()
+            .sum()
+            .into_scalar(),
+    );
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits, targets);
+    Ok((loss, b * t, correct as usize, state))
+}
+
+impl<B: AutodiffBackend + crate::Backend> Task<B> for RnnLmTask
+where
+    B::InnerBackend: crate::Backend,
+{
+    type Model = crate::models::RnnLm<B>;
+    type Batch = TokenBatch;
+    type Carry = crate::nn::RecurrentState<B>;
+    type ValidCarry = crate::nn::RecurrentState<B::InnerBackend>;
+
+    fn train_step(
+        &self,
+        model: &crate::models::RnnLm<B>,
+        batch: &TokenBatch,
+        carry: Option<Self::Carry>,
+    ) -> Result<TrainOutput<B, Self::Carry>> {
+        let (loss, items, correct, state) = rnn_lm_loss(model, batch, carry)?;
+        Ok(TrainOutput {
+            loss,
+            items,
+            correct: Some(correct),
+            carry: Some(state),
+        })
+    }
+
+    fn valid_step(
+        &self,
+        model: &crate::models::RnnLm<B::InnerBackend>,
+        batch: &TokenBatch,
+        carry: Option<Self::ValidCarry>,
+    ) -> Result<(BatchStats, Option<Self::ValidCarry>)> {
+        let (loss, items, correct, state) = rnn_lm_loss(model, batch, carry)?;
+        let loss: f64 = burn::tensor::ElementConversion::elem(loss.into_scalar());
+        Ok((
+            BatchStats {
+                loss,
+                items,
+                correct: Some(correct),
+            },
+            Some(state),
+        ))
+    }
+
+    fn detach_carry(&self, carry: Self::Carry) -> Self::Carry {
+        carry.detach()
     }
 
     fn config_json(&self) -> serde_json::Value {

@@ -47,7 +47,7 @@ mod translate;
 
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
-pub use lm::GptLmTask;
+pub use lm::{GptLmTask, RnnLmTask};
 pub use metrics::MetricRow;
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;

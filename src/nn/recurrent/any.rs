@@ -2,6 +2,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::record::Record;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -86,8 +87,8 @@ impl RecurrentConfig {
 }
 
 /// The state of a [`Recurrent`] stack: `hidden` `[layers · directions, batch, hidden]`, and the
-/// LSTM's `cell` of the same shape.
-#[derive(Debug, Clone)]
+/// LSTM's `cell` of the same shape. A `Record`, so the trainer can checkpoint it (truncated BPTT).
+#[derive(Debug, Clone, Record)]
 pub struct RecurrentState<B: Backend> {
     /// `h`.
     pub hidden: Tensor<B, 3>,
