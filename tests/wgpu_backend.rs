@@ -106,6 +106,186 @@ fn wgpu_matches_pytorch_and_behaves() {
     assert_eq!(diff, 0.0, "inference is deterministic");
 
     check_trainer(&device);
+    check_text_models(&device);
+}
+
+/// The text models and generation on the GPU backend: RnnLm and RnnSeq2Seq against their PyTorch
+/// fixtures, classifier padding invariance, beam search against transformers' on GPT-2.
+fn check_text_models(device: &burn::backend::wgpu::WgpuDevice) {
+    use burn::tensor::{Int, TensorData};
+    use common::{Fixture, assert_close, fixture_path};
+    use ember_lm::generate::{GenerationConfig, Generator};
+    use ember_lm::io::StateDict;
+    use ember_lm::models::{
+        Conditioned, EncoderKind, Gpt, LanguageModel, RnnLmConfig, RnnSeq2SeqConfig, SequenceClassifierConfig,
+    };
+    use ember_lm::nn::CellType;
+
+    // A single sequence gives the same as in a batch of two (burn-wgpu's fusion got batch 1 wrong;
+    // ember-lm runs it as two rows).
+    for cell in [CellType::Gru, CellType::Lstm, CellType::RnnTanh] {
+        let rnn = ember_lm::nn::RecurrentConfig::new(cell, 16, 16)
+            .init::<Wgpu>(device)
+            .unwrap();
+        let values: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x1 = Tensor::<Wgpu, 3>::from_data(TensorData::new(values, [1, 6, 16]), device);
+        let (one, _) = rnn.forward(x1.clone(), None, None).unwrap();
+        let (two, _) = rnn
+            .forward(Tensor::cat(vec![x1.clone(), x1], 0), None, None)
+            .unwrap();
+        let err: f32 = (one - two.slice([0..1, 0..6, 0..16])).abs().max().into_scalar();
+        assert!(err < 1e-5, "{cell:?}: batch 1 differs from batch 2 by {err}");
+        // And under autodiff (the device backward's forward).
+        let rnn = ember_lm::nn::RecurrentConfig::new(cell, 16, 16)
+            .init::<Ad>(device)
+            .unwrap();
+        let values: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x1 =
+            Tensor::<Ad, 3>::from_data(TensorData::new(values.clone(), [1, 6, 16]), device).require_grad();
+        let (one, _) = rnn.forward(x1.clone(), None, None).unwrap();
+        let x2 = Tensor::<Ad, 3>::from_data(
+            TensorData::new([values.clone(), values].concat(), [2, 6, 16]),
+            device,
+        )
+        .require_grad();
+        let (two, _) = rnn.forward(x2.clone(), None, None).unwrap();
+        let err: f32 = (one.clone() - two.clone().slice([0..1, 0..6, 0..16]))
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(
+            err < 1e-5,
+            "{cell:?} (autodiff): batch 1 differs from batch 2 by {err}"
+        );
+        // The gradients agree too: d(sum of row 0)/d(input row 0).
+        let g1 = x1.grad(&(one * 0.5).sum().backward()).unwrap();
+        let g2 = x2
+            .grad(&(two.slice([0..1, 0..6, 0..16]) * 0.5).sum().backward())
+            .unwrap();
+        let err: f32 = (g1 - g2.slice([0..1, 0..6, 0..16])).abs().max().into_scalar();
+        assert!(
+            err < 1e-5,
+            "{cell:?} (autodiff): batch-1 input gradient differs by {err}"
+        );
+    }
+
+    // RnnLm (tied LSTM) against PyTorch's word-language-model, and stepping = the full forward.
+    let dict = StateDict::from_file(fixture_path("rnn_lm/lstm_tied.weights.safetensors")).unwrap();
+    let lm = RnnLmConfig::new(50, 16, 16)
+        .with_dropout(0.0)
+        .with_tie_weights(true)
+        .init::<Ad>(device)
+        .unwrap()
+        .load_state_dict(&dict)
+        .unwrap();
+    let fx = Fixture::load("rnn_lm/lstm_tied.io.safetensors");
+    let ids: Tensor<Ad, 2, Int> = Tensor::from_data(fx.data("ids"), device);
+    let (logits, _) = lm.forward(ids.clone(), None).unwrap();
+    assert_close(
+        "wgpu RnnLm logits",
+        logits.clone().into_data(),
+        fx.data("logits"),
+        1e-4,
+        1e-3,
+    );
+    let mut state = lm.init_state(3, device);
+    let steps: Vec<_> = (0..7)
+        .map(|t| lm.step(ids.clone().slice([0..3, t..t + 1]), &mut state).unwrap())
+        .collect();
+    let err: f32 = (Tensor::cat(steps, 1) - logits).abs().max().into_scalar();
+    assert!(err < 1e-4, "wgpu RnnLm stepping differs by {err}");
+
+    // RnnSeq2Seq against the PyTorch tutorial, and its greedy translation through the Generator.
+    let dict = StateDict::from_file(fixture_path("rnn_seq2seq/weights.safetensors")).unwrap();
+    let s2s = RnnSeq2SeqConfig::new(20, 25, 16)
+        .with_dropout(0.0)
+        .init::<Wgpu>(device)
+        .unwrap()
+        .load_state_dict(&dict)
+        .unwrap();
+    let fx = Fixture::load("rnn_seq2seq/io.safetensors");
+    let logits = s2s
+        .forward(
+            Tensor::from_data(fx.data("src"), device),
+            &[6, 6, 6],
+            Tensor::from_data(fx.data("tgt_in"), device),
+        )
+        .unwrap();
+    assert_close(
+        "wgpu RnnSeq2Seq logits",
+        logits.into_data(),
+        fx.data("logits"),
+        1e-4,
+        1e-3,
+    );
+    let src0: Vec<u32> = fx.data("src").iter::<i64>().take(6).map(|v| v as u32).collect();
+    let cond = Conditioned::new(&s2s, &src0, 16, device).unwrap();
+    let out = Generator::new(&cond, GenerationConfig::greedy(6), device)
+        .unwrap()
+        .generate(&[vec![0]])
+        .unwrap();
+    let expected: Vec<u32> = fx.data("greedy").iter::<i64>().map(|v| v as u32).collect();
+    assert_eq!(out[0][0].tokens, expected);
+
+    // Classifier: padding never changes the prediction.
+    for encoder in [
+        EncoderKind::Recurrent {
+            cell: CellType::Lstm,
+            hidden_size: 8,
+            num_layers: 1,
+            bidirectional: true,
+        },
+        EncoderKind::Transformer {
+            n_heads: 2,
+            d_ff: 16,
+            num_layers: 1,
+            max_len: 16,
+        },
+    ] {
+        let clf = SequenceClassifierConfig::new(12, 8, 3, encoder)
+            .init::<Wgpu>(device)
+            .unwrap();
+        let short = clf
+            .forward(
+                Tensor::from_data(TensorData::new(vec![5i64, 9, 2], [1, 3]), device),
+                &[3],
+            )
+            .unwrap();
+        let padded = clf
+            .forward(
+                Tensor::from_data(TensorData::new(vec![5i64, 9, 2, 0, 0, 0, 0], [1, 7]), device),
+                &[3],
+            )
+            .unwrap();
+        let err: f32 = (short - padded).abs().max().into_scalar();
+        assert!(err < 1e-4, "wgpu classifier: padding changed the logits by {err}");
+    }
+
+    // Beam search on the tiny GPT-2 against transformers' generate (the fixture's first case).
+    let gpt = Gpt::<Wgpu>::from_pretrained(fixture_path("gpt2-tiny"), device).unwrap();
+    let beams: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_path("generation/beams.json")).unwrap())
+            .unwrap();
+    let v = |x: &serde_json::Value| -> Vec<u32> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let case = &beams["cases"][0];
+    let config = GenerationConfig::new()
+        .with_num_beams(4)
+        .with_max_new_tokens(12)
+        .with_num_return_sequences(3)
+        .with_eos_token_ids(v(&case["settings"]["eos_token_id"]));
+    let out = Generator::new(&gpt, config, device)
+        .unwrap()
+        .generate(&[v(&beams["prompt"])])
+        .unwrap();
+    let got: Vec<Vec<u32>> = out[0].iter().map(|g| g.tokens.clone()).collect();
+    let expected: Vec<Vec<u32>> = case["sequences"].as_array().unwrap().iter().map(v).collect();
+    assert_eq!(got, expected, "wgpu beam search");
 }
 
 /// The trainer on the GPU backend: accumulation, clipping, a schedule, validation, a checkpoint,

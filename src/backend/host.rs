@@ -20,11 +20,18 @@ use super::{CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutpu
 pub struct SavedSequence<B: Backend> {
     device: B::Device,
     inner: Saved<B>,
+    /// The forward ran a single sequence as two identical rows (see the wgpu backend); the
+    /// backward pads the gradients to match and keeps the first row.
+    pub(crate) doubled: bool,
 }
 
 impl<B: Backend> SavedSequence<B> {
     pub(crate) fn new(device: B::Device, inner: Saved<B>) -> Self {
-        Self { device, inner }
+        Self {
+            device,
+            inner,
+            doubled: false,
+        }
     }
 }
 
@@ -698,19 +705,13 @@ pub(crate) fn forward<B: super::Backend>(
         let (out, work) = forward_typed::<B, f64>(args, save, &device);
         (
             out,
-            work.map(|w| SavedSequence {
-                device,
-                inner: Saved::F64(Arc::new(w)),
-            }),
+            work.map(|w| SavedSequence::new(device, Saved::F64(Arc::new(w)))),
         )
     } else {
         let (out, work) = forward_typed::<B, f32>(args, save, &device);
         (
             out,
-            work.map(|w| SavedSequence {
-                device,
-                inner: Saved::F32(Arc::new(w)),
-            }),
+            work.map(|w| SavedSequence::new(device, Saved::F32(Arc::new(w)))),
         )
     }
 }

@@ -76,10 +76,94 @@ impl super::Backend for burn::backend::Flex {
 /// autodiff the recurrence is one node whose backward is backpropagation through time in tensor
 /// ops (`device_sequence_saved`).
 #[cfg(feature = "wgpu")]
+use burn::tensor::Tensor;
+
+#[cfg(feature = "wgpu")]
 impl super::Backend for burn::backend::Wgpu {
+    /// burn-wgpu 0.21 with fusion computes this recurrence wrongly for a batch of one sequence
+    /// from the second step on (a fusion bug in the family of tracel-ai/burn#5122; batches of two
+    /// or more are right). Until that is fixed upstream, a single sequence runs as a batch of two
+    /// identical rows and the first is kept; `tests/wgpu_backend.rs` checks batch 1 against batch
+    /// 2, with and without autodiff.
+    fn recurrent_sequence(args: super::SequenceArgs<Self>) -> super::SequenceOutput<Self> {
+        if args.input.dims()[0] != 1 {
+            return super::composed::forward(args);
+        }
+        first_row(super::composed::forward(doubled(args)))
+    }
+
     fn recurrent_sequence_saved(
         args: super::SequenceArgs<Self>,
     ) -> Option<(super::SequenceOutput<Self>, super::SavedSequence<Self>)> {
-        Some(super::device_sequence_saved(args))
+        if args.input.dims()[0] != 1 {
+            return Some(super::device_sequence_saved(args));
+        }
+        let (out, mut saved) = super::device_sequence_saved(doubled(args));
+        saved.doubled = true;
+        Some((first_row(out), saved))
+    }
+
+    fn recurrent_sequence_backward(
+        saved: super::SavedSequence<Self>,
+        grads: super::SequenceOutputGrads<Self>,
+    ) -> super::SequenceGrads<Self> {
+        if !saved.doubled {
+            return super::host::backward(saved, grads);
+        }
+        // The second row's outputs were dropped: their gradient is zero, so the weight gradients
+        // are those of the first row alone.
+        let pad3 = |t: Tensor<Self, 3>| Tensor::cat(vec![t.clone(), t.zeros_like()], 0);
+        let pad2 = |t: Tensor<Self, 2>| Tensor::cat(vec![t.clone(), t.zeros_like()], 0);
+        let g = super::host::backward(
+            saved,
+            super::SequenceOutputGrads {
+                output: pad3(grads.output),
+                h_n: pad2(grads.h_n),
+                c_n: grads.c_n.map(pad2),
+                need_input: grads.need_input,
+            },
+        );
+        let row3 = |t: Tensor<Self, 3>| {
+            let [_, a, b] = t.dims();
+            t.slice([0..1, 0..a, 0..b])
+        };
+        let row2 = |t: Tensor<Self, 2>| {
+            let w = t.dims()[1];
+            t.slice([0..1, 0..w])
+        };
+        super::SequenceGrads {
+            input: g.input.map(row3),
+            h0: row2(g.h0),
+            c0: g.c0.map(row2),
+            ..g
+        }
+    }
+}
+
+/// One sequence as two identical rows.
+#[cfg(feature = "wgpu")]
+fn doubled(args: super::SequenceArgs<burn::backend::Wgpu>) -> super::SequenceArgs<burn::backend::Wgpu> {
+    let twice2 = |t: Tensor<burn::backend::Wgpu, 2>| Tensor::cat(vec![t.clone(), t], 0);
+    super::SequenceArgs {
+        input: Tensor::cat(vec![args.input.clone(), args.input.clone()], 0),
+        h0: twice2(args.h0.clone()),
+        c0: args.c0.clone().map(twice2),
+        lengths: args.lengths.clone().map(|l| vec![l[0], l[0]]),
+        ..args
+    }
+}
+
+/// The first row of a doubled run.
+#[cfg(feature = "wgpu")]
+fn first_row(out: super::SequenceOutput<burn::backend::Wgpu>) -> super::SequenceOutput<burn::backend::Wgpu> {
+    let [_, time, r] = out.output.dims();
+    let first = |t: Tensor<burn::backend::Wgpu, 2>| {
+        let width = t.dims()[1];
+        t.slice([0..1, 0..width])
+    };
+    super::SequenceOutput {
+        output: out.output.slice([0..1, 0..time, 0..r]),
+        h_n: first(out.h_n),
+        c_n: out.c_n.map(first),
     }
 }
