@@ -53,6 +53,12 @@
 //! validation, CSV/TensorBoard logs, atomic checkpoints and exact resume, early stopping, data-parallel training
 //! with the `collective` feature) over batches from [`data`]. See `docs/training.md`.
 //!
+//! ## Text in, text out
+//! [`data`] has tokenizers (character, word, byte-level BPE) and datasets; [`models`] the task
+//! models (`RnnLm`, `Gpt`, `SequenceClassifier`, `RnnSeq2Seq`, `TransformerSeq2Seq`);
+//! [`generate`] greedy decoding, sampling and beam search over any
+//! [`models::LanguageModel`]; [`eval`] BLEU and classification metrics. See `docs/generation.md`.
+//!
 //! ## Errors
 //! Bad input at the public API (wrong shapes, lengths out of range, invalid configurations,
 //! corrupt or mismatched weight files) is a typed [`Error`], never a panic. Tensor ranks are
@@ -76,8 +82,13 @@ pub use error::{Error, Result};
 /// The types most programs need: `use ember_lm::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{Batches, LmStreams, LmWindows, TokenBatch};
+    pub use crate::data::{BpeTokenizer, CharTokenizer, Tokenizer, WordTokenizer};
+    pub use crate::generate::{GenerationConfig, Generator};
     pub use crate::io::StateDict;
     pub use crate::models::{Gpt, GptConfig, TransformerSeq2Seq, TransformerSeq2SeqConfig};
+    pub use crate::models::{
+        LanguageModel, RnnLm, RnnLmConfig, SequenceClassifier, SequenceClassifierConfig,
+    };
     pub use crate::nn::{
         AttentionMasks, KvCache, MultiHeadAttention, MultiHeadAttentionConfig, TransformerDecoder,
         TransformerDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
