@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::tokenizer::{SpecialTokens, Tokenizer, check_ids};
+use super::tokenizer::{SpecialTokens, Tokenizer, check_ids, load_json, save_json};
 use crate::{Error, Result};
 
 /// Character-level tokenizer (nanoGPT's Shakespeare-char): the sorted set of a corpus's
@@ -37,30 +37,18 @@ impl CharTokenizer {
 
     /// Reads a tokenizer saved with [`save`](Self::save).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let err = |message: String| Error::Load {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let tok: Self =
-            serde_json::from_str(&text).map_err(|e| err(format!("not a CharTokenizer JSON file: {e}")))?;
-        let sorted = tok.chars.windows(2).all(|w| w[0] < w[1]);
-        if tok.chars.is_empty() || !sorted {
-            return Err(err(
-                "the character list must be non-empty, sorted and without repeats".into(),
-            ));
-        }
-        Ok(tok)
+        load_json(path.as_ref(), "CharTokenizer", |t: &Self| {
+            let sorted = t.chars.windows(2).all(|w| w[0] < w[1]);
+            if t.chars.is_empty() || !sorted {
+                return Err("the character list must be non-empty, sorted and without repeats".into());
+            }
+            Ok(())
+        })
     }
 
     /// Writes the tokenizer as JSON (atomically).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::Save {
-            path: path.as_ref().to_path_buf(),
-            message: e.to_string(),
-        })?;
-        crate::io::atomic_write(path.as_ref(), &json)
+        save_json(path.as_ref(), self)
     }
 
     fn unk_id(&self) -> Option<u32> {

@@ -120,3 +120,29 @@ impl<'a, T: Tokenizer + ?Sized> DecodeStream<'a, T> {
         Ok(text.get(prefix.len()..).unwrap_or("").to_string())
     }
 }
+
+/// Reads a tokenizer's JSON file; `check` validates the parsed value (its message becomes the
+/// error).
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+    check: impl FnOnce(&T) -> std::result::Result<(), String>,
+) -> Result<T> {
+    let err = |message: String| crate::Error::Load {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let value: T = serde_json::from_str(&text).map_err(|e| err(format!("not a {what} JSON file: {e}")))?;
+    check(&value).map_err(err)?;
+    Ok(value)
+}
+
+/// Writes a tokenizer as JSON, atomically.
+pub(crate) fn save_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec(value).map_err(|e| crate::Error::Save {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    crate::io::atomic_write(path, &json)
+}

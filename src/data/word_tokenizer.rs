@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::tokenizer::{SpecialTokens, Tokenizer, check_ids};
+use super::tokenizer::{SpecialTokens, Tokenizer, check_ids, load_json, save_json};
 use crate::{Error, Result};
 
 /// The special tokens every `WordTokenizer` has, at ids 0–3.
@@ -76,27 +76,18 @@ impl WordTokenizer {
 
     /// Reads a tokenizer saved with [`save`](Self::save).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let err = |message: String| Error::Load {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let tok: Self =
-            serde_json::from_str(&text).map_err(|e| err(format!("not a WordTokenizer JSON file: {e}")))?;
-        if tok.words.len() < 4 || tok.words[..4] != WORD_SPECIALS {
-            return Err(err(format!("the vocabulary must start with {WORD_SPECIALS:?}")));
-        }
+        let tok: Self = load_json(path.as_ref(), "WordTokenizer", |t: &Self| {
+            if t.words.len() < 4 || t.words[..4] != WORD_SPECIALS {
+                return Err(format!("the vocabulary must start with {WORD_SPECIALS:?}"));
+            }
+            Ok(())
+        })?;
         Ok(Self::with_words(tok.words, tok.lowercase))
     }
 
     /// Writes the tokenizer as JSON (atomically).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::Save {
-            path: path.as_ref().to_path_buf(),
-            message: e.to_string(),
-        })?;
-        crate::io::atomic_write(path.as_ref(), &json)
+        save_json(path.as_ref(), self)
     }
 }
 

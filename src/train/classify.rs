@@ -2,7 +2,7 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
@@ -87,15 +87,8 @@ where
         _: Option<()>,
     ) -> Result<(BatchStats, Option<()>)> {
         let (loss, predictions) = classify(model, batch)?;
-        let loss: f64 = loss.into_scalar().elem();
-        Ok((
-            BatchStats {
-                loss,
-                items: batch.batch,
-                correct: Some(correct(&predictions, batch)),
-            },
-            None,
-        ))
+        let correct = correct(&predictions, batch);
+        Ok((BatchStats::from_loss(loss, batch.batch, Some(correct)), None))
     }
 
     fn config_json(&self) -> serde_json::Value {

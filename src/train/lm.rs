@@ -107,15 +107,7 @@ where
     ) -> Result<(BatchStats, Option<()>)> {
         let device = model.wte.val().device();
         let (loss, items, correct) = loss_and_correct(model, batch, &device)?;
-        let loss: f64 = burn::tensor::ElementConversion::elem(loss.into_scalar());
-        Ok((
-            BatchStats {
-                loss,
-                items,
-                correct: Some(correct),
-            },
-            None,
-        ))
+        Ok((BatchStats::from_loss(loss, items, Some(correct)), None))
     }
 
     fn config_json(&self) -> serde_json::Value {
@@ -206,15 +198,7 @@ where
         carry: Option<Self::ValidCarry>,
     ) -> Result<(BatchStats, Option<Self::ValidCarry>)> {
         let (loss, items, correct, state) = rnn_lm_loss(model, batch, carry)?;
-        let loss: f64 = burn::tensor::ElementConversion::elem(loss.into_scalar());
-        Ok((
-            BatchStats {
-                loss,
-                items,
-                correct: Some(correct),
-            },
-            Some(state),
-        ))
+        Ok((BatchStats::from_loss(loss, items, Some(correct)), Some(state)))
     }
 
     fn detach_carry(&self, carry: Self::Carry) -> Self::Carry {

@@ -19,6 +19,21 @@ pub struct BatchStats {
     pub correct: Option<usize>,
 }
 
+impl BatchStats {
+    /// Reads a `[1]` mean-loss tensor back; `correct` when the task measures accuracy.
+    pub fn from_loss<B: burn::tensor::backend::Backend>(
+        loss: Tensor<B, 1>,
+        items: usize,
+        correct: Option<usize>,
+    ) -> Self {
+        Self {
+            loss: burn::tensor::ElementConversion::elem(loss.into_scalar()),
+            items,
+            correct,
+        }
+    }
+}
+
 /// What [`Task::train_step`] returns.
 pub struct TrainOutput<B: AutodiffBackend, C> {
     /// The mean loss of the batch, `[1]`, still attached to the graph.

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
@@ -103,15 +103,7 @@ macro_rules! translation_task {
             ) -> Result<(BatchStats, Option<()>)> {
                 let device = burn::module::Module::devices(model)[0].clone();
                 let (loss, items, correct) = pair_loss(model, batch, self.pad, &device)?;
-                let loss: f64 = loss.into_scalar().elem();
-                Ok((
-                    BatchStats {
-                        loss,
-                        items,
-                        correct: Some(correct),
-                    },
-                    None,
-                ))
+                Ok((BatchStats::from_loss(loss, items, Some(correct)), None))
             }
 
             fn config_json(&self) -> serde_json::Value {
