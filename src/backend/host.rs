@@ -22,6 +22,7 @@ pub struct SavedSequence<B: Backend> {
     inner: Saved<B>,
     /// The forward ran a single sequence as two identical rows (see the wgpu backend); the
     /// backward pads the gradients to match and keeps the first row.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub(crate) doubled: bool,
 }
 

@@ -248,3 +248,40 @@ pub(crate) fn prune(run_dir: &Path, keep_last: usize, best_step: Option<u64>) ->
     }
     removed
 }
+
+/// Loads the model saved in a checkpoint (`path`: a checkpoint directory, or a run directory
+/// whose latest checkpoint is taken) into `model`, on any backend (autodiff or not), after the
+/// checks `Trainer::resume` makes: sizes, checksums and every parameter's shape. For inference
+/// and generation from a run directory.
+pub fn load_model<B: Backend, M: Module<B>>(
+    path: impl AsRef<Path>,
+    model: M,
+    device: &B::Device,
+) -> Result<M> {
+    use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+    let dir = resolve(path.as_ref())?;
+    let (manifest, blobs) = read(&dir)?;
+    let bad = |message: String| Error::Checkpoint {
+        path: dir.clone(),
+        message,
+    };
+    let shapes = param_shapes::<B, M>(&model);
+    if manifest.params != shapes {
+        return Err(bad(format!(
+            "its {} parameters do not have this model's shapes (another configuration?)",
+            manifest.params.len()
+        )));
+    }
+    let bytes = blobs
+        .into_iter()
+        .find(|(n, _)| n == "model.bin")
+        .map(|(_, b)| b)
+        .ok_or_else(|| bad("model.bin is not listed in the manifest".into()))?;
+    let record = Recorder::<B>::load(
+        &BinBytesRecorder::<DoublePrecisionSettings>::default(),
+        bytes,
+        device,
+    )
+    .map_err(|e| bad(format!("model.bin cannot be decoded: {e}")))?;
+    Ok(model.load_record(record))
+}

@@ -45,6 +45,7 @@ mod tensorboard;
 mod trainer;
 mod translate;
 
+pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use lm::{GptLmTask, RnnLmTask};
