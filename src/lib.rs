@@ -28,6 +28,42 @@
 //! # Ok::<(), ember_lm::Error>(())
 //! ```
 //!
+//! The whole path — text, tokens, batches, training, generation — in one program:
+//!
+//! ```
+//! # #[cfg(feature = "ndarray")] {
+//! use burn::backend::{Autodiff, NdArray};
+//! use ember_lm::prelude::*;
+//!
+//! type B = Autodiff<NdArray>;
+//! let device = Default::default();
+//! let text = ember_lm::data::ToyGrammar.corpus(20_000, 1); // a built-in corpus
+//! let tokenizer = CharTokenizer::from_corpus(&text)?; // text -> ids
+//! let ids: Vec<i64> = tokenizer.encode(&text)?.into_iter().map(i64::from).collect();
+//! let streams = LmStreams::new(ids, 8, 32)?; // ids -> batches (truncated BPTT)
+//! let config = RnnLmConfig::new(tokenizer.vocab_size(), 32, 64).with_dropout(0.0);
+//! let mut trainer = Trainer::new(
+//!     TrainerConfig::new()
+//!         .with_max_steps(Some(30))
+//!         .with_progress(ember_lm::train::ProgressMode::Off),
+//!     ember_lm::train::RnnLmTask::new(config.clone()),
+//!     config.init::<B>(&device)?,
+//!     &OptimizerConfig::adamw().with_lr(1e-2),
+//!     LrSchedule::Constant,
+//!     &device,
+//! )?;
+//! let report = trainer.fit(&streams, None)?; // batches -> trained model
+//! // Better than guessing uniformly among the characters already.
+//! assert!(report.last_train.unwrap().bpc < (tokenizer.vocab_size() as f64).log2());
+//! let model = burn::module::AutodiffModule::valid(trainer.model());
+//! let prompt = tokenizer.encode("the ")?; // model -> text
+//! let out = Generator::new(&model, GenerationConfig::greedy(20), &device)?.generate(&[prompt])?;
+//! let continuation = tokenizer.decode(&out[0][0].tokens)?;
+//! assert_eq!(continuation.chars().count(), 20);
+//! # }
+//! # Ok::<(), ember_lm::Error>(())
+//! ```
+//!
 //! ## Backends and features
 //! | feature | backend | notes |
 //! |---|---|---|
