@@ -23,12 +23,14 @@ use std::path::PathBuf;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use ember_lm::data::{CharTokenizer, LmStreams, LmWindows, Tokenizer, ToyGrammar, read_text, split_tail};
+use ember_lm::data::{
+    Batches, CharTokenizer, LmStreams, LmWindows, TokenBatch, Tokenizer, ToyGrammar, read_text, split_tail,
+};
 use ember_lm::generate::{GenerationConfig, Generator};
 use ember_lm::models::{GptConfig, LanguageModel, RnnLmConfig};
 use ember_lm::nn::CellType;
 use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig};
-use ember_lm::train::{GptLmTask, RnnLmTask, Trainer, TrainerConfig, load_model};
+use ember_lm::train::{FitReport, GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig, load_model};
 use ember_lm::{Error, Result};
 
 /// Command-line options.
@@ -238,7 +240,7 @@ where
         save_info(&dir, &info)?;
         let train = LmWindows::new(train_ids, 64, 12)?;
         let valid = LmWindows::new(valid_ids, 64, 12)?;
-        let mut trainer = Trainer::new(
+        let trainer = Trainer::new(
             trainer_config,
             GptLmTask::new(config.clone()),
             config.init::<B>(&device)?,
@@ -246,12 +248,7 @@ where
             schedule,
             &device,
         )?;
-        if o.resume.is_some() {
-            trainer = trainer.resume(&dir)?;
-        }
-        let report = trainer.fit(&train, Some(&valid))?;
-        samples(&trainer.model().valid(), &tokenizer, o)?;
-        report
+        fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     } else {
         let cell = match o.model.as_str() {
             "gru" => CellType::Gru,
@@ -267,7 +264,7 @@ where
         // 32 parallel streams of 64 characters (truncated BPTT).
         let train = LmStreams::new(train_ids, 32, 64)?;
         let valid = LmStreams::new(valid_ids, 8, 64)?;
-        let mut trainer = Trainer::new(
+        let trainer = Trainer::new(
             trainer_config,
             RnnLmTask::new(config.clone()),
             config.init::<B>(&device)?,
@@ -275,12 +272,7 @@ where
             schedule,
             &device,
         )?;
-        if o.resume.is_some() {
-            trainer = trainer.resume(&dir)?;
-        }
-        let report = trainer.fit(&train, Some(&valid))?;
-        samples(&trainer.model().valid(), &tokenizer, o)?;
-        report
+        fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     };
     if let Some(valid) = report.last_valid {
         println!(
@@ -302,9 +294,47 @@ where
     Ok(())
 }
 
+/// Resumes if asked, trains, and prints samples from the trained model.
+fn fit_and_sample<B, T>(
+    mut trainer: Trainer<B, T>,
+    train: &dyn Batches<TokenBatch>,
+    valid: &dyn Batches<TokenBatch>,
+    tokenizer: &CharTokenizer,
+    o: &Options,
+    dir: &std::path::Path,
+) -> Result<FitReport>
+where
+    B: AutodiffBackend + ember_lm::Backend,
+    B::InnerBackend: ember_lm::Backend,
+    T: Task<B, Batch = TokenBatch>,
+    <T::Model as AutodiffModule<B>>::InnerModule: LanguageModel<B::InnerBackend>,
+{
+    if o.resume.is_some() {
+        trainer = trainer.resume(dir)?;
+    }
+    let report = trainer.fit(train, Some(valid))?;
+    samples(&trainer.model().valid(), tokenizer, o)?;
+    Ok(report)
+}
+
 fn save_info(dir: &std::path::Path, info: &RunInfo) -> Result<()> {
     let json = serde_json::to_vec_pretty(info).map_err(|e| Error::Data(e.to_string()))?;
     ember_lm::io::atomic_write(&dir.join("char_lm.json"), &json)
+}
+
+/// Generates from `prompt`, handing text pieces to `on_text` as they are decoded.
+fn stream_from<B: ember_lm::Backend, M: LanguageModel<B>>(
+    model: &M,
+    config: GenerationConfig,
+    tokenizer: &CharTokenizer,
+    prompt: &[u32],
+    on_text: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let device = B::Device::default();
+    Generator::new(model, config, &device)?
+        .with_tokenizer(tokenizer)
+        .generate_streaming(prompt, on_text)?;
+    Ok(())
 }
 
 /// Prints a few samples after training.
@@ -368,15 +398,11 @@ where
     match (info.gpt, info.rnn) {
         (Some(config_gpt), _) => {
             let model = load_model(&dir, config_gpt.init::<B::InnerBackend>(&device)?, &device)?;
-            Generator::new(&model, config, &device)?
-                .with_tokenizer(&tokenizer)
-                .generate_streaming(&prompt, &mut stream)?;
+            stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
         }
         (None, Some(config_rnn)) => {
             let model = load_model(&dir, config_rnn.init::<B::InnerBackend>(&device)?, &device)?;
-            Generator::new(&model, config, &device)?
-                .with_tokenizer(&tokenizer)
-                .generate_streaming(&prompt, &mut stream)?;
+            stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
         }
         (None, None) => {
             return Err(Error::Load {

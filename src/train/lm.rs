@@ -53,25 +53,34 @@ fn loss_and_correct<B: crate::Backend>(
     // Checks ids against the vocabulary before anything indexes with them.
     crate::models::check_ids(&targets, model.vocab_size())?;
     let logits = model.forward(inputs)?;
+    let (loss, items, correct) = next_token_loss(logits, targets, device);
+    Ok((loss, items, correct))
+}
+
+/// Mean cross-entropy of `[b, t, vocab]` logits against `[b, t]` targets, the number of targets,
+/// and how many the top-1 logit predicts (one scalar read back).
+fn next_token_loss<B: crate::Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+    device: &B::Device,
+) -> (Tensor<B, 1>, usize, usize) {
     let [b, t, v] = logits.dims();
     let logits = logits.reshape([b * t, v]); // [b·t, vocab]
     let targets = targets.reshape([b * t]); // [b·t]
-    let correct = logits
-        .clone()
-        .argmax(1)
-        .reshape([b * t])
-        .equal(targets.clone())
-        .int()
-        .sum()
-        .into_scalar();
+    let correct: i64 = burn::tensor::ElementConversion::elem(
+        logits
+            .clone()
+            .argmax(1)
+            .reshape([b * t])
+            .equal(targets.clone())
+            .int()
+            .sum()
+            .into_scalar(),
+    );
     let loss = CrossEntropyLossConfig::new()
         .init(device)
         .forward(logits, targets);
-    Ok((
-        loss,
-        b * t,
-        burn::tensor::ElementConversion::elem::<i64>(correct) as usize,
-    ))
+    (loss, b * t, correct as usize)
 }
 
 impl<B: AutodiffBackend + crate::Backend> Task<B> for GptLmTask
@@ -148,23 +157,8 @@ fn rnn_lm_loss<B: crate::Backend>(
         }
     });
     let (logits, state) = model.forward(inputs, state)?;
-    let [b, t, v] = logits.dims();
-    let logits = logits.reshape([b * t, v]); // [b·t, vocab]
-    let targets = targets.reshape([b * t]);
-    let correct: i64 = burn::tensor::ElementConversion::elem(
-        logits
-            .clone()
-            .argmax(1)
-            .reshape([b * t])
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .into_scalar(),
-    );
-    let loss = CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits, targets);
-    Ok((loss, b * t, correct as usize, state))
+    let (loss, items, correct) = next_token_loss(logits, targets, &device);
+    Ok((loss, items, correct, state))
 }
 
 impl<B: AutodiffBackend + crate::Backend> Task<B> for RnnLmTask
