@@ -303,8 +303,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         )?;
         log.set_position(self.pos.step);
         let started = Instant::now();
+        // A window's time is the time spent in its training steps only, so that validation and
+        // checkpoints between two log lines do not count against (or reset) its throughput.
         let mut window = Window::default();
-        let mut window_start = Instant::now();
         let mut report = FitReport {
             steps: self.pos.step,
             epoch: self.pos.epoch,
@@ -324,7 +325,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             {
                 break;
             }
+            let step_start = Instant::now();
             let info = self.train_step(train, n, &mut window)?;
+            window.time += step_start.elapsed();
             last_lr = info.lr;
             log.set_position(self.pos.step);
             let epoch_ended = self.pos.batch_index == 0;
@@ -334,7 +337,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             }
 
             if self.pos.step.is_multiple_of(self.config.log_every) && !window.is_empty() {
-                window.time = window_start.elapsed();
                 let row = self.finish_row(
                     window.row("train", self.pos.step, info.epoch, Some(info.lr)),
                     started,
@@ -345,7 +347,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 }
                 report.last_train = Some(row);
                 window = Window::default();
-                window_start = Instant::now();
             }
 
             let due = match self.config.valid_every {
@@ -367,7 +368,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 new_best = improved;
                 report.last_valid = Some(row);
                 last_valid_step = Some(self.pos.step);
-                window_start = Instant::now();
             }
 
             let periodic = self
@@ -383,7 +383,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 }
                 report.checkpoint = Some(path);
                 last_ckpt_step = Some(self.pos.step);
-                window_start = Instant::now();
             }
             if stop {
                 report.stopped_early = true;
@@ -392,7 +391,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         }
 
         if !window.is_empty() {
-            window.time = window_start.elapsed();
             let row = self.finish_row(
                 window.row("train", self.pos.step, self.pos.epoch, Some(last_lr)),
                 started,
