@@ -115,6 +115,34 @@ pub mod train;
 pub use backend::Backend;
 pub use error::{Error, Result};
 
+/// The Rust blocks of the README and of `docs/` are doctests, so that the guide cannot rot. They
+/// need the features of the README's test command.
+#[cfg(all(
+    doctest,
+    feature = "ndarray",
+    feature = "flex",
+    feature = "wgpu",
+    feature = "collective"
+))]
+mod guide_doctests {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../docs/models.md")]
+    struct Models;
+    #[doc = include_str!("../docs/training.md")]
+    struct Training;
+    #[doc = include_str!("../docs/generation.md")]
+    struct Generation;
+    #[doc = include_str!("../docs/backends.md")]
+    struct Backends;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/benchmarks.md")]
+    struct Benchmarks;
+}
+
 /// The types most programs need: `use ember_lm::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{Batches, LmStreams, LmWindows, TokenBatch};
@@ -133,6 +161,6 @@ pub mod prelude {
         Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
     };
     pub use crate::optim::{DecayGroups, GradClip, LrSchedule, OptimizerConfig};
-    pub use crate::train::{GptLmTask, Task, Trainer, TrainerConfig};
+    pub use crate::train::{GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig};
     pub use crate::{Backend, Error, Result};
 }
