@@ -1,6 +1,6 @@
 //! Loads a Hugging Face GPT-2 checkpoint directory (`config.json`, `model.safetensors`,
-//! `tokenizer.json`) and generates from a prompt, streaming the text as it is decoded. A few
-//! seconds; runs offline on the tiny test checkpoint by default (random weights: the text is
+//! `tokenizer.json`) and generates from a prompt, streaming the text as it is decoded. Under a
+//! second with the tiny checkpoint (a real GPT-2 takes a few seconds on a CPU); runs offline on the tiny test checkpoint by default (random weights: the text is
 //! gibberish, but the path is the one a real GPT-2 takes).
 //!
 //! ```text

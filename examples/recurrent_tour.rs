@@ -1,4 +1,4 @@
-//! A tour of ember-lm's recurrent layers, offline, in about ten seconds on a laptop CPU.
+//! A tour of ember-lm's recurrent layers, offline, in under a second with `--release`.
 //!
 //! 1. Loads an `nn.LSTM` state dict saved by PyTorch (the test fixture
 //!    `tests/fixtures/recurrent/lstm_2l_bi_proj.weights.safetensors`: 2 layers, bidirectional,
