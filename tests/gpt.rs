@@ -10,6 +10,7 @@ use common::gpt::{check_gpt2, tiny_dir};
 use ember_lm::Error;
 use ember_lm::io::StateDict;
 use ember_lm::models::{Gpt, GptConfig};
+use ember_lm::nn::FeedForwardActivation;
 
 type B = NdArray<f32>;
 
@@ -160,5 +161,88 @@ fn mismatched_checkpoints_name_the_keys() {
         "{err}"
     );
     let err = Gpt::<B>::from_pretrained(common::fixture_path("attention"), &device).unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+}
+
+/// The nanoGPT-format checkpoints of `tests/fixtures/make_nanogpt.py`: 23 tokens, block 16, 2
+/// layers of 2 heads, 12 wide, exact GELU.
+fn nanogpt_config(bias: bool, tied: bool) -> GptConfig {
+    GptConfig::new(23, 16, 2, 2, 12)
+        .with_bias(bias)
+        .with_tie_weights(tied)
+        .with_activation(FeedForwardActivation::Gelu)
+}
+
+#[test]
+fn nanogpt_checkpoints_match_pytorch() {
+    let device = Default::default();
+    let reference = common::Fixture::load("nanogpt/reference.safetensors");
+    let ids: Tensor<B, 2, Int> = Tensor::from_data(reference.data("ids"), &device);
+    // With biases; without them and saved under torch.compile (`_orig_mod.`); with its own head.
+    for (name, bias, tied) in [
+        ("bias", true, true),
+        ("nobias", false, true),
+        ("untied", false, false),
+    ] {
+        let path = common::fixture_path(&format!("nanogpt/ckpt_{name}.pt"));
+        let gpt = nanogpt_config(bias, tied)
+            .init::<B>(&device)
+            .unwrap()
+            .load_nanogpt_checkpoint(&path)
+            .unwrap();
+        let logits = gpt.forward(ids.clone()).unwrap();
+        assert_close(
+            &format!("nanoGPT {name} logits"),
+            logits.into_data(),
+            reference.data(&format!("logits.{name}")),
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn mismatched_nanogpt_checkpoints_are_errors() {
+    let device = Default::default();
+    let path = |name: &str| common::fixture_path(&format!("nanogpt/ckpt_{name}.pt"));
+    let load = |config: GptConfig, name: &str| {
+        config
+            .init::<B>(&device)
+            .unwrap()
+            .load_nanogpt_checkpoint(path(name))
+            .unwrap_err()
+    };
+    // Biases in the file, none in the model.
+    let err = load(nanogpt_config(false, true), "bias");
+    assert!(
+        matches!(&err, Error::UnexpectedKeys { keys, .. } if keys.contains(&"transformer.ln_f.bias".to_string())),
+        "{err}"
+    );
+    // A model built without biases meets a file without them but with another width.
+    let err = load(GptConfig::new(23, 16, 2, 2, 16).with_bias(false), "nobias");
+    assert!(
+        matches!(&err, Error::KeyShape { key, expected, found, .. }
+            if key == "transformer.wte.weight" && *expected == vec![23, 16] && *found == vec![23, 12]),
+        "{err}"
+    );
+    // A head of its own cannot be dropped into a tied model.
+    let err = load(nanogpt_config(false, true), "untied");
+    assert!(matches!(&err, Error::Data(m) if m.contains("not tied")), "{err}");
+    // Hugging Face's Conv1D layout is not nanoGPT's: the transposed shape is named.
+    let err = GptConfig::from_hf_config(tiny_dir().join("config.json"))
+        .unwrap()
+        .init::<B>(&device)
+        .unwrap()
+        .load_nanogpt_state_dict(&StateDict::from_file(tiny_dir().join("model.safetensors")).unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::KeyShape { key, expected, found, .. }
+            if key == "transformer.h.0.attn.c_attn.weight" && *expected == vec![192, 64] && *found == vec![64, 192]),
+        "{err}"
+    );
+    // A file without the `model` key, and a file that is not there.
+    let err = StateDict::from_torch_checkpoint(path("bias"), "state_dict").unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+    let err = StateDict::from_torch_checkpoint(path("missing"), "model").unwrap_err();
     assert!(matches!(err, Error::Load { .. }), "{err}");
 }

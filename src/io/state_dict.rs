@@ -26,6 +26,7 @@ use crate::{Error, Result};
 /// }
 /// # Ok::<(), ember_lm::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct StateDict {
     source: String,
     tensors: BTreeMap<String, TensorSnapshot>,
@@ -66,6 +67,54 @@ impl StateDict {
         };
         Ok(Self {
             source: path.display().to_string(),
+            tensors,
+        })
+    }
+
+    /// Reads the state dict stored under `key` in a `torch.save` checkpoint dictionary, ignoring
+    /// the rest of it (optimizer state, configuration, counters): nanoGPT's `ckpt["model"]`,
+    /// PyTorch Lightning's `ckpt["state_dict"]`. A file without `key` is an [`Error::Load`].
+    pub fn from_torch_checkpoint(path: impl AsRef<Path>, key: &str) -> Result<Self> {
+        let path = path.as_ref();
+        let load_err = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(load_err("no such file".into()));
+        }
+        let tensors = PytorchStore::from_file(path)
+            .with_top_level_key(key)
+            .get_all_snapshots()
+            .map_err(|e| load_err(format!("the state dict under `{key}`: {e}")))?
+            .clone();
+        if tensors.is_empty() {
+            return Err(load_err(format!("no tensors under the key `{key}`")));
+        }
+        Ok(Self {
+            source: format!("{}[\"{key}\"]", path.display()),
+            tensors,
+        })
+    }
+
+    /// The same tensors with `prefix` removed from every key that starts with it: the
+    /// `_orig_mod.` that `torch.compile` adds, or the attribute name of a Lightning module's model
+    /// (`model.`). Keys without the prefix stay as they are; two keys that become one are an
+    /// [`Error::Data`].
+    pub fn strip_prefix(self, prefix: &str) -> Result<Self> {
+        let mut tensors = BTreeMap::new();
+        for (key, snapshot) in self.tensors {
+            let key = key.strip_prefix(prefix).map(str::to_string).unwrap_or(key);
+            if tensors.contains_key(&key) {
+                return Err(Error::Data(format!(
+                    "{}: `{key}` is there both with and without the prefix `{prefix}`",
+                    self.source
+                )));
+            }
+            tensors.insert(key, snapshot);
+        }
+        Ok(Self {
+            source: self.source,
             tensors,
         })
     }

@@ -1,9 +1,10 @@
-//! Loading a Hugging Face GPT-2 checkpoint directory into a [`Gpt`].
+//! Loading checkpoints with GPT-2's names into a [`Gpt`]: a Hugging Face GPT-2 directory
+//! (`Conv1D` weights) or a nanoGPT `ckpt.pt` (`nn.Linear` weights).
 
 use std::path::Path;
 
 use burn::module::Param;
-use burn::tensor::Tensor;
+use burn::tensor::{ElementConversion, Tensor};
 use serde::Deserialize;
 
 use super::gpt::{Gpt, GptConfig};
@@ -111,11 +112,60 @@ impl<B: Backend> Gpt<B> {
 
     /// Loads the weights of a GPT-2 state dict with Hugging Face's key names (see
     /// [`Gpt::from_pretrained`]).
-    pub fn load_hf_state_dict(mut self, dict: &StateDict) -> Result<Self> {
+    pub fn load_hf_state_dict(self, dict: &StateDict) -> Result<Self> {
         let prefix = if dict.keys().any(|k| k.starts_with("transformer.")) {
             "transformer."
         } else {
             ""
+        };
+        self.load_gpt2_names(dict, prefix, Projection::Conv1D)
+    }
+
+    /// Loads a nanoGPT checkpoint (`ckpt.pt` as nanoGPT's `train.py` writes it): the state dict
+    /// under its `"model"` key, with the `_orig_mod.` prefix of `torch.compile` removed; the
+    /// optimizer state and the rest of the file are ignored.
+    ///
+    /// The configuration is nanoGPT's `model_args`, which the caller gives: `GptConfig::new(
+    /// vocab_size, block_size, n_layer, n_head, n_embd).with_bias(bias)
+    /// .with_activation(FeedForwardActivation::Gelu)` (nanoGPT's GELU is the exact one). A key
+    /// or shape that does not fit it is an [`Error`] naming the key.
+    ///
+    /// ```no_run
+    /// # use burn::backend::NdArray;
+    /// # use ember_lm::models::{Gpt, GptConfig};
+    /// # use ember_lm::nn::FeedForwardActivation;
+    /// // nanoGPT's shakespeare_char model: n_layer 6, n_head 6, n_embd 384, block 256, bias False.
+    /// let config = GptConfig::new(65, 256, 6, 6, 384)
+    ///     .with_bias(false)
+    ///     .with_activation(FeedForwardActivation::Gelu);
+    /// let gpt = config.init::<NdArray>(&Default::default())?.load_nanogpt_checkpoint("out-shakespeare-char/ckpt.pt")?;
+    /// # Ok::<(), ember_lm::Error>(())
+    /// ```
+    pub fn load_nanogpt_checkpoint(self, path: impl AsRef<Path>) -> Result<Self> {
+        let dict = StateDict::from_torch_checkpoint(path, "model")?;
+        self.load_nanogpt_state_dict(&dict)
+    }
+
+    /// Loads a state dict of nanoGPT's `GPT` (`transformer.wte.weight`, ...,
+    /// `transformer.h.{i}.attn.c_attn.weight` as `nn.Linear` `[3 n_embd, n_embd]`, ...,
+    /// `lm_head.weight`), with or without `torch.compile`'s `_orig_mod.` prefix.
+    pub fn load_nanogpt_state_dict(self, dict: &StateDict) -> Result<Self> {
+        let compiled = dict.keys().any(|k| k.starts_with("_orig_mod."));
+        if compiled {
+            let dict = dict.clone().strip_prefix("_orig_mod.")?;
+            self.load_gpt2_names(&dict, "transformer.", Projection::Linear)
+        } else {
+            self.load_gpt2_names(dict, "transformer.", Projection::Linear)
+        }
+    }
+
+    /// Loads GPT-2's key names under `prefix` (and `lm_head.weight` beside it), with the
+    /// projections stored as `projection` says.
+    fn load_gpt2_names(mut self, dict: &StateDict, prefix: &str, projection: Projection) -> Result<Self> {
+        // A projection `in -> out` is stored `[in, out]` by Conv1D, `[out, in]` by nn.Linear.
+        let stored = |inp: usize, out: usize| match projection {
+            Projection::Conv1D => vec![inp, out],
+            Projection::Linear => vec![out, inp],
         };
         let device = self.wte.lazy_device();
         let [vocab, d] = self.wte.dims();
@@ -138,15 +188,15 @@ impl<B: Backend> Gpt<B> {
             };
             add("ln_1.weight", vec![d], false);
             add("ln_1.bias", vec![d], true);
-            add("attn.c_attn.weight", vec![d, 3 * d], false);
+            add("attn.c_attn.weight", stored(d, 3 * d), false);
             add("attn.c_attn.bias", vec![3 * d], true);
-            add("attn.c_proj.weight", vec![d, d], false);
+            add("attn.c_proj.weight", stored(d, d), false);
             add("attn.c_proj.bias", vec![d], true);
             add("ln_2.weight", vec![d], false);
             add("ln_2.bias", vec![d], true);
-            add("mlp.c_fc.weight", vec![d, d_ff], false);
+            add("mlp.c_fc.weight", stored(d, d_ff), false);
             add("mlp.c_fc.bias", vec![d_ff], true);
-            add("mlp.c_proj.weight", vec![d_ff, d], false);
+            add("mlp.c_proj.weight", stored(d_ff, d), false);
             add("mlp.c_proj.bias", vec![d], true);
         }
         let head_key = "lm_head.weight";
@@ -190,8 +240,14 @@ impl<B: Backend> Gpt<B> {
         };
         let get2 =
             |k: &str| -> Result<Tensor<B, 2>> { dict.tensor::<B, 2>(&format!("{prefix}{k}"), &device) };
-        // Conv1D `[in, out]` -> Linear `[out, in]`.
-        let conv = |k: &str| -> Result<Param<Tensor<B, 2>>> { Ok(Param::from_tensor(get2(k)?.transpose())) };
+        // Into PyTorch's Linear layout `[out, in]`.
+        let conv = |k: &str| -> Result<Param<Tensor<B, 2>>> {
+            let w = get2(k)?;
+            Ok(Param::from_tensor(match projection {
+                Projection::Conv1D => w.transpose(),
+                Projection::Linear => w,
+            }))
+        };
         self.wte = Param::from_tensor(get2("wte.weight")?);
         self.wpe.weight = Param::from_tensor(get2("wpe.weight")?);
         self.ln_f.weight = get1("ln_f.weight")?;
@@ -216,9 +272,32 @@ impl<B: Backend> Gpt<B> {
             block.linear2.weight = conv(&k("mlp.c_proj.weight"))?;
             block.linear2.bias = b("mlp.c_proj.bias")?;
         }
-        if let Some(head) = &mut self.lm_head {
-            head.weight = Param::from_tensor(dict.tensor::<B, 2>(head_key, &device)?);
+        match &mut self.lm_head {
+            Some(head) => head.weight = Param::from_tensor(dict.tensor::<B, 2>(head_key, &device)?),
+            // A tied model takes its head from `wte`; a stored head must then be the same matrix,
+            // or the checkpoint's model was not tied and would silently lose its head.
+            None if dict.shape(head_key).is_some() => {
+                let head = dict.tensor::<B, 2>(head_key, &device)?;
+                let differs = (head - self.wte.val()).abs().max().into_scalar().elem::<f64>() > 0.0;
+                if differs {
+                    return Err(Error::Data(format!(
+                        "{}: `{head_key}` differs from `{prefix}wte.weight`, so the checkpoint's head is \
+                         not tied; build the model with tie_weights = false",
+                        dict.source()
+                    )));
+                }
+            }
+            None => {}
         }
         Ok(self)
     }
+}
+
+/// How a checkpoint stores a projection's weight.
+#[derive(Debug, Clone, Copy)]
+enum Projection {
+    /// GPT-2's `Conv1D` (Hugging Face): `[in, out]`.
+    Conv1D,
+    /// `nn.Linear` (nanoGPT): `[out, in]`.
+    Linear,
 }
