@@ -7,6 +7,7 @@ mod common;
 use burn::backend::{Autodiff, NdArray};
 use common::fixture_path;
 use common::recurrent::check_all;
+use ember_lm::io::StateDict;
 use ember_lm::nn::LstmConfig;
 
 #[test]
@@ -52,4 +53,47 @@ fn pt_and_safetensors_load_the_same_weights() {
         // Loading replaced the random initial values.
         assert_ne!(ca.weight_hh.val().to_data(), cf.weight_hh.val().to_data());
     }
+}
+
+#[test]
+fn lightning_checkpoints_load_by_key_and_prefix() {
+    type B = NdArray<f32>;
+    let device = Default::default();
+    let build = || {
+        LstmConfig::new(4, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_proj_size(3)
+            .init::<B>(&device)
+            .unwrap()
+    };
+    let expected = build()
+        .load_pytorch_file(fixture_path("recurrent/lstm_2l_bi_proj.weights.safetensors"))
+        .unwrap();
+    // `tests/fixtures/make_lightning.py`: the same weights as `state_dict["model.*"]` in a
+    // Lightning checkpoint with optimizer state and hyper-parameters around them.
+    let path = fixture_path("recurrent/lstm_2l_bi_proj.lightning.ckpt");
+    let dict = StateDict::from_torch_checkpoint(&path, "state_dict").unwrap();
+    assert!(dict.keys().all(|k| k.starts_with("model.")), "{dict:?}");
+    let by_prefix = build().load_state_dict(&dict, "model.").unwrap();
+    let stripped = build()
+        .load_state_dict(&dict.clone().strip_prefix("model.").unwrap(), "")
+        .unwrap();
+    for loaded in [&by_prefix, &stripped] {
+        for (a, b) in loaded.cells.iter().zip(&expected.cells) {
+            assert_eq!(a.weight_ih.val().to_data(), b.weight_ih.val().to_data());
+            assert_eq!(a.weight_hh.val().to_data(), b.weight_hh.val().to_data());
+            assert_eq!(
+                a.weight_hr.as_ref().unwrap().val().to_data(),
+                b.weight_hr.as_ref().unwrap().val().to_data()
+            );
+            assert_eq!(
+                a.bias_ih.as_ref().unwrap().val().to_data(),
+                b.bias_ih.as_ref().unwrap().val().to_data()
+            );
+        }
+    }
+    // Without the key, the whole checkpoint is not a state dict of this module.
+    let whole = StateDict::from_file(&path).and_then(|d| build().load_state_dict(&d, ""));
+    assert!(whole.is_err());
 }
