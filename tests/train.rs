@@ -494,3 +494,69 @@ fn bad_input_is_an_error_not_a_panic() {
     assert_eq!(t.step(), 0);
     let _ = AutodiffModule::valid(t.model());
 }
+
+/// The GPT task with a floor on the time of each training step (a sleep), and slow validation.
+struct Slow {
+    inner: GptLmTask,
+}
+
+const STEP_FLOOR: std::time::Duration = std::time::Duration::from_millis(5);
+
+impl Task<B> for Slow {
+    type Model = Gpt<B>;
+    type Batch = TokenBatch;
+    type Carry = ();
+    type ValidCarry = ();
+    fn train_step(
+        &self,
+        model: &Gpt<B>,
+        batch: &TokenBatch,
+        carry: Option<()>,
+    ) -> Result<TrainOutput<B, ()>> {
+        std::thread::sleep(STEP_FLOOR);
+        self.inner.train_step(model, batch, carry)
+    }
+    fn valid_step(
+        &self,
+        model: &Gpt<NdArray>,
+        batch: &TokenBatch,
+        carry: Option<()>,
+    ) -> Result<(BatchStats, Option<()>)> {
+        std::thread::sleep(10 * STEP_FLOOR);
+        <GptLmTask as Task<B>>::valid_step(&self.inner, model, batch, carry)
+    }
+}
+
+#[test]
+fn throughput_counts_the_training_steps_of_its_window() {
+    // Validation after every step and one log line at the end: that line's window holds all
+    // 7 steps, so its time is at least 7 step floors, whatever validation took in between.
+    // (It used to be the time since the last validation: about zero, and billions of items/s.)
+    let device = Default::default();
+    let config = gpt_config(0.0);
+    let train = LmWindows::new(corpus(), 16, 4).unwrap();
+    let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(1);
+    let mut t = Trainer::new(
+        quiet()
+            .with_max_steps(Some(7))
+            .with_log_every(100)
+            .with_valid_every(Some(1)),
+        Slow {
+            inner: GptLmTask::new(config.clone()),
+        },
+        config.init::<B>(&device).unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .unwrap();
+    let report = t.fit(&train, Some(&valid)).unwrap();
+    let row = report.last_train.unwrap();
+    let items = 7.0 * 16.0 * 4.0;
+    let ceiling = items / (7.0 * STEP_FLOOR.as_secs_f64());
+    assert!(
+        row.items_per_sec > 0.0 && row.items_per_sec <= ceiling,
+        "{} items/s, at most {ceiling} possible",
+        row.items_per_sec
+    );
+}
