@@ -8,7 +8,7 @@ use burn::backend::{Autodiff, NdArray};
 use common::fixture_path;
 use common::recurrent::check_all;
 use ember_lm::io::StateDict;
-use ember_lm::nn::LstmConfig;
+use ember_lm::nn::{Lstm, LstmConfig};
 
 #[test]
 fn ndarray_matches_pytorch() {
@@ -23,16 +23,8 @@ fn flex_matches_pytorch() {
 
 #[test]
 fn pt_and_safetensors_load_the_same_weights() {
-    type B = NdArray<f32>;
     let device = Default::default();
-    let build = || {
-        LstmConfig::new(4, 6)
-            .with_num_layers(2)
-            .with_bidirectional(true)
-            .with_proj_size(3)
-            .init::<B>(&device)
-            .unwrap()
-    };
+    let build = || lstm_2l_bi_proj(&device);
     let a = build()
         .load_pytorch_file(fixture_path("recurrent/lstm_2l_bi_proj.weights.safetensors"))
         .unwrap();
@@ -57,16 +49,8 @@ fn pt_and_safetensors_load_the_same_weights() {
 
 #[test]
 fn lightning_checkpoints_load_by_key_and_prefix() {
-    type B = NdArray<f32>;
     let device = Default::default();
-    let build = || {
-        LstmConfig::new(4, 6)
-            .with_num_layers(2)
-            .with_bidirectional(true)
-            .with_proj_size(3)
-            .init::<B>(&device)
-            .unwrap()
-    };
+    let build = || lstm_2l_bi_proj(&device);
     let expected = build()
         .load_pytorch_file(fixture_path("recurrent/lstm_2l_bi_proj.weights.safetensors"))
         .unwrap();
@@ -96,4 +80,14 @@ fn lightning_checkpoints_load_by_key_and_prefix() {
     // Without the key, the whole checkpoint is not a state dict of this module.
     let whole = StateDict::from_file(&path).and_then(|d| build().load_state_dict(&d, ""));
     assert!(whole.is_err());
+}
+
+/// An LSTM shaped like the `lstm_2l_bi_proj` fixture: 4 → 6, 2 layers, bidirectional, `proj_size` 3.
+fn lstm_2l_bi_proj(device: &burn::backend::ndarray::NdArrayDevice) -> Lstm<NdArray<f32>> {
+    LstmConfig::new(4, 6)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_proj_size(3)
+        .init(device)
+        .unwrap()
 }

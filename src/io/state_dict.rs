@@ -46,13 +46,7 @@ impl StateDict {
     /// PyTorch `torch.save` file (`.pt`, `.pth`, `.bin`, zip or legacy format).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let load_err = |message: String| Error::Load {
-            path: path.to_path_buf(),
-            message,
-        };
-        if !path.is_file() {
-            return Err(load_err("no such file".into()));
-        }
+        let load_err = existing_file(path)?;
         let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
         let tensors = if is_safetensors {
             SafetensorsStore::from_file(path)
@@ -76,13 +70,7 @@ impl StateDict {
     /// PyTorch Lightning's `ckpt["state_dict"]`. A file without `key` is an [`Error::Load`].
     pub fn from_torch_checkpoint(path: impl AsRef<Path>, key: &str) -> Result<Self> {
         let path = path.as_ref();
-        let load_err = |message: String| Error::Load {
-            path: path.to_path_buf(),
-            message,
-        };
-        if !path.is_file() {
-            return Err(load_err("no such file".into()));
-        }
+        let load_err = existing_file(path)?;
         let tensors = PytorchStore::from_file(path)
             .with_top_level_key(key)
             .get_all_snapshots()
@@ -235,5 +223,18 @@ impl StateDict {
                 value
             }
         }))
+    }
+}
+
+/// An [`Error::Load`] if `path` is not a file; otherwise the maker of load errors about it.
+fn existing_file(path: &Path) -> Result<impl Fn(String) -> Error + '_> {
+    let load_err = move |message: String| Error::Load {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.is_file() {
+        Ok(load_err)
+    } else {
+        Err(load_err("no such file".into()))
     }
 }
