@@ -81,43 +81,17 @@ fn parse() -> Result<Options> {
             "generate" => o.generate = true,
             "--model" => o.model = value("--model")?,
             "--device" => o.device = value("--device")?,
-            "--steps" => {
-                o.steps = Some(
-                    value("--steps")?
-                        .parse()
-                        .map_err(|e| bad(format!("--steps: {e}")))?,
-                )
-            }
+            "--steps" => o.steps = Some(parse_as("--steps", &value("--steps")?)?),
             "--corpus" => o.corpus = Some(value("--corpus")?.into()),
             "--out" => o.out = value("--out")?.into(),
             "--resume" => o.resume = Some(value("--resume")?.into()),
             "--from" => o.from = Some(value("--from")?.into()),
             "--prompt" => o.prompt = value("--prompt")?,
-            "--tokens" => {
-                o.tokens = value("--tokens")?
-                    .parse()
-                    .map_err(|e| bad(format!("--tokens: {e}")))?
-            }
-            "--temperature" => {
-                o.temperature = value("--temperature")?
-                    .parse()
-                    .map_err(|e| bad(format!("--temperature: {e}")))?
-            }
-            "--top-k" => {
-                o.top_k = value("--top-k")?
-                    .parse()
-                    .map_err(|e| bad(format!("--top-k: {e}")))?
-            }
-            "--top-p" => {
-                o.top_p = value("--top-p")?
-                    .parse()
-                    .map_err(|e| bad(format!("--top-p: {e}")))?
-            }
-            "--seed" => {
-                o.seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| bad(format!("--seed: {e}")))?
-            }
+            "--tokens" => o.tokens = parse_as("--tokens", &value("--tokens")?)?,
+            "--temperature" => o.temperature = parse_as("--temperature", &value("--temperature")?)?,
+            "--top-k" => o.top_k = parse_as("--top-k", &value("--top-k")?)?,
+            "--top-p" => o.top_p = parse_as("--top-p", &value("--top-p")?)?,
+            "--seed" => o.seed = parse_as("--seed", &value("--seed")?)?,
             other => {
                 return Err(bad(format!(
                     "unknown argument `{other}` (see the header of examples/char_lm.rs)"
@@ -132,6 +106,17 @@ fn parse() -> Result<Options> {
         )));
     }
     Ok(o)
+}
+
+/// `text`, the value of the option `name`, as a number.
+fn parse_as<T: std::str::FromStr>(name: &str, text: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| Error::Config {
+        module: "char_lm",
+        message: format!("{name}: {e}"),
+    })
 }
 
 /// What the run directory remembers besides the checkpoints, so that `generate` can rebuild the

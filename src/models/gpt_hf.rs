@@ -150,13 +150,9 @@ impl<B: Backend> Gpt<B> {
     /// `transformer.h.{i}.attn.c_attn.weight` as `nn.Linear` `[3 n_embd, n_embd]`, ...,
     /// `lm_head.weight`), with or without `torch.compile`'s `_orig_mod.` prefix.
     pub fn load_nanogpt_state_dict(self, dict: &StateDict) -> Result<Self> {
-        let compiled = dict.keys().any(|k| k.starts_with("_orig_mod."));
-        if compiled {
-            let dict = dict.clone().strip_prefix("_orig_mod.")?;
-            self.load_gpt2_names(&dict, "transformer.", Projection::Linear)
-        } else {
-            self.load_gpt2_names(dict, "transformer.", Projection::Linear)
-        }
+        // Cloning copies the key map only: tensors are read when a parameter takes them.
+        let dict = dict.clone().strip_prefix("_orig_mod.")?;
+        self.load_gpt2_names(&dict, "transformer.", Projection::Linear)
     }
 
     /// Loads GPT-2's key names under `prefix` (and `lm_head.weight` beside it), with the

@@ -53,8 +53,7 @@ fn loss_and_correct<B: crate::Backend>(
     // Checks ids against the vocabulary before anything indexes with them.
     crate::models::check_ids(&targets, model.vocab_size())?;
     let logits = model.forward(inputs)?;
-    let (loss, items, correct) = next_token_loss(logits, targets, device);
-    Ok((loss, items, correct))
+    Ok(next_token_loss(logits, targets, device))
 }
 
 /// Mean cross-entropy of `[b, t, vocab]` logits against `[b, t]` targets, the number of targets,
