@@ -3,6 +3,7 @@
 
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use super::language_model::index_tensor;
 use super::{LanguageModel, RnnDecodeState, RnnSeq2Seq, Seq2SeqDecodeState, TransformerSeq2Seq};
 use crate::{Backend, Error, Result};
 
@@ -47,11 +48,6 @@ fn padding<B: Backend>(lengths: &[usize], len: usize, device: &B::Device) -> Opt
             .collect();
         Tensor::from_data(TensorData::new(pad, [lengths.len(), len]), device)
     })
-}
-
-fn index<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
-    let v: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-    Tensor::from_data(TensorData::new(v, [indices.len()]), device)
 }
 
 impl<B: Backend> Seq2SeqModel<B> for TransformerSeq2Seq<B> {
@@ -99,7 +95,7 @@ impl<B: Backend> Seq2SeqModel<B> for TransformerSeq2Seq<B> {
 
     fn reorder(&self, state: &mut Self::State, indices: &[usize]) -> Result<()> {
         let device = self.generator_device();
-        state.reorder(index::<B>(indices, &device))
+        state.reorder(index_tensor::<B>(indices, &device))
     }
 }
 

@@ -99,10 +99,7 @@ impl<B: Backend> GptCache<B> {
 
     /// Reorders the batch (sequence `i` becomes sequence `indices[i]`), as beam search needs.
     pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
-        for cache in &mut self.layers {
-            cache.reorder(indices.clone())?;
-        }
-        Ok(())
+        KvCache::reorder_all(&mut self.layers, indices)
     }
 }
 

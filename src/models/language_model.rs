@@ -33,7 +33,8 @@ pub trait LanguageModel<B: Backend> {
     fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()>;
 }
 
-fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+/// Batch-row indices as an Int tensor on `device`.
+pub(crate) fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(data, [indices.len()]), device)
 }

@@ -247,8 +247,7 @@ impl<B: Backend> RnnSeq2Seq<B> {
     /// Keeps the batch rows `indices` of `state` (beam search).
     pub fn reorder(&self, state: &mut RnnDecodeState<B>, indices: &[usize]) {
         let device = state.memory.device();
-        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
+        let idx = super::language_model::index_tensor::<B>(indices, &device);
         state.memory = state.memory.clone().select(0, idx.clone());
         state.src_padding = state.src_padding.take().map(|p| p.select(0, idx.clone()));
         state.hidden = state.hidden.clone().select(idx);

@@ -102,9 +102,7 @@ impl<B: Backend> Seq2SeqDecodeState<B> {
 
     /// Reorders the batch (sequence `i` becomes sequence `indices[i]`), for beam search.
     pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
-        for cache in &mut self.caches {
-            cache.reorder(indices.clone())?;
-        }
+        KvCache::reorder_all(&mut self.caches, indices.clone())?;
         for m in &mut self.memories {
             m.keys = m.keys.clone().select(0, indices.clone());
             m.values = m.values.clone().select(0, indices.clone());

@@ -54,7 +54,17 @@ impl<B: Backend> KvCache<B> {
     /// (beam search keeps its best beams this way; repeating an index copies a sequence, so one
     /// prompt's cache can become `num_beams` of them). Every index must be `< batch`.
     pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
-        let batch = self.keys.dims()[0];
+        Self::reorder_all(std::slice::from_mut(self), indices)
+    }
+
+    /// [`reorder`](Self::reorder) for the caches of every layer of one model (same batch): the
+    /// indices are checked once — two values read back from the device — not once per layer, and
+    /// on a bad index no cache is changed.
+    pub(crate) fn reorder_all(caches: &mut [Self], indices: Tensor<B, 1, Int>) -> Result<()> {
+        let Some(first) = caches.first() else {
+            return Ok(());
+        };
+        let batch = first.keys.dims()[0];
         let n = indices.dims()[0];
         let (lo, hi): (i64, i64) = if n == 0 {
             (-1, -1)
@@ -71,8 +81,10 @@ impl<B: Backend> KvCache<B> {
                 &indices.dims(),
             ));
         }
-        self.keys = self.keys.clone().select(0, indices.clone());
-        self.values = self.values.clone().select(0, indices);
+        for cache in caches {
+            cache.keys = cache.keys.clone().select(0, indices.clone());
+            cache.values = cache.values.clone().select(0, indices.clone());
+        }
         Ok(())
     }
 
