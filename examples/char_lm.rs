@@ -166,6 +166,8 @@ where
     B::InnerBackend: ember_lm::Backend,
 {
     let device = B::Device::default();
+    // The weights drawn at `init` come from the seed too (the trainer seeds the lazy ones).
+    ember_lm::train::seed_everything::<B>(o.seed, &device);
     let dir = o.resume.clone().unwrap_or_else(|| o.out.clone());
     let (text, source_bpc) = match &o.corpus {
         Some(path) => (read_text(path)?, None),
@@ -174,15 +176,22 @@ where
             Some(ToyGrammar.entropy_bits_per_char(50_000, 11)),
         ),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Save {
-        path: dir.clone(),
-        message: e.to_string(),
-    })?;
-    // The vocabulary is the corpus's characters; a resumed run reuses the saved one.
+    // The vocabulary is the corpus's characters; a resumed run reuses the saved one. Resuming
+    // creates nothing: a directory that is not a run fails here, untouched.
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = if o.resume.is_some() {
+        if !dir.join("checkpoints").is_dir() {
+            return Err(Error::Checkpoint {
+                path: dir.clone(),
+                message: "--resume expects a run directory written by char_lm (with checkpoints/)".into(),
+            });
+        }
         CharTokenizer::load(&tok_path)?
     } else {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Save {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
         let t = CharTokenizer::from_corpus(&text)?;
         t.save(&tok_path)?;
         t

@@ -74,6 +74,16 @@ pub enum Error {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// An index outside the rows it selects from (a beam-search reorder of a decoding state).
+    #[error("{what}: index {index} is outside 0..{len}")]
+    Index {
+        /// What was indexed (for example `"RnnLm state reorder"`).
+        what: String,
+        /// The offending index.
+        index: i64,
+        /// The number of rows.
+        len: usize,
+    },
     /// A sequence longer than the model's context (`block_size`).
     #[error(
         "sequence of {found} positions (with {offset} already cached) exceeds the context of {max} positions"
@@ -119,6 +129,14 @@ pub enum Error {
         value: f64,
         /// The optimizer step (0-based) whose batch produced it.
         step: u64,
+    },
+    /// Values that must be finite are NaN or infinite: loaded weights, or the logits that a token is
+    /// chosen from.
+    #[error("{what} holds NaN or infinite values")]
+    NotFinite {
+        /// What holds them, named as the user knows it (a parameter and its file, the logits of
+        /// a generation step).
+        what: String,
     },
     /// A dataset or batch source that cannot be trained on (empty, inconsistent).
     #[error("{0}")]

@@ -161,6 +161,6 @@ pub mod prelude {
         Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig, lengths_from_padding_mask,
     };
     pub use crate::optim::{DecayGroups, GradClip, LrSchedule, OptimizerConfig};
-    pub use crate::train::{GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig};
+    pub use crate::train::{GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig, seed_everything};
     pub use crate::{Backend, Error, Result};
 }

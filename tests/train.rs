@@ -244,9 +244,10 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     let t = fresh();
     let err = t.resume(dir.join("nowhere")).err().unwrap();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
-    let t = fresh();
+    // A fresh model is not where the checkpoint's training ended.
+    let resumed = fresh().resume(&latest).unwrap();
     assert_ne!(
-        param_values(t.model()),
+        param_values(resumed.model()),
         before,
         "a fresh model differs from the saved one"
     );
@@ -371,6 +372,44 @@ fn tensorboard_files_match_tensorboards_own_writer_byte_for_byte() {
     assert_eq!(ours, reference);
     // TensorBoard's EventAccumulator read every scalar of that file back (recorded by the script).
     assert_eq!(spec["read_back"].as_object().unwrap().len(), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resumed_event_file_carries_pytorchs_purge_markers_byte_for_byte() {
+    // The fixture's resumed file is what PyTorch's SummaryWriter(purge_step=251) writes; with the
+    // killed run's file beside it, TensorBoard's own reader hid the killed run's step 300.
+    let reference = std::fs::read(common::fixture_path(
+        "tensorboard/resume/events.out.tfevents.1700000100.resumed",
+    ))
+    .unwrap();
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture_path("tensorboard/scalars.json")).unwrap(),
+    )
+    .unwrap();
+    let resume = &spec["resume"];
+    let dir = tmp("tb-resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = resume["start"].as_f64().unwrap();
+    let mut w = EventWriter::create_resumed(&dir, start, resume["purge_step"].as_u64().unwrap()).unwrap();
+    for e in resume["resumed"].as_array().unwrap() {
+        w.scalar(
+            e[0].as_str().unwrap(),
+            e[1].as_f64().unwrap(),
+            e[2].as_u64().unwrap(),
+            start,
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    assert_eq!(std::fs::read(w.path()).unwrap(), reference);
+    let steps: Vec<u64> = resume["read_back"]["train/loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [100, 200, 250, 300, 350]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

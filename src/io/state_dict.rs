@@ -7,6 +7,7 @@ use burn::module::Param;
 use burn::tensor::{Tensor, backend::Backend};
 use burn_store::{ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
 
+use super::pickle_guard;
 use crate::{Error, Result};
 
 /// The named tensors of a PyTorch `state_dict`, as saved by
@@ -54,6 +55,7 @@ impl StateDict {
                 .map_err(|e| load_err(e.to_string()))?
                 .clone()
         } else {
+            pickle_guard::check_file(path).map_err(&load_err)?;
             PytorchStore::from_file(path)
                 .get_all_snapshots()
                 .map_err(|e| load_err(e.to_string()))?
@@ -71,6 +73,7 @@ impl StateDict {
     pub fn from_torch_checkpoint(path: impl AsRef<Path>, key: &str) -> Result<Self> {
         let path = path.as_ref();
         let load_err = existing_file(path)?;
+        pickle_guard::check_file(path).map_err(&load_err)?;
         let tensors = PytorchStore::from_file(path)
             .with_top_level_key(key)
             .get_all_snapshots()
@@ -202,6 +205,12 @@ impl StateDict {
             return Err(Error::Load {
                 path: self.source.clone().into(),
                 message: format!("key `{key}` holds {:?}, a float tensor was expected", data.dtype),
+            });
+        }
+        // A NaN weight would only show as NaN logits later; name the tensor now.
+        if !data.iter::<f64>().all(f64::is_finite) {
+            return Err(Error::NotFinite {
+                what: format!("{}: key `{key}`", self.source),
             });
         }
         Ok(Tensor::from_data(data, device))

@@ -10,12 +10,12 @@ use burn::optim::{
     AdaGrad, AdaGradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, RmsProp,
     RmsPropConfig, Sgd, SgdConfig,
 };
-use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::clip::{GradClip, clip_grad_norm, clip_grad_value, grad_norm};
 use super::config::{Algorithm, DecayGroups, OptimizerConfig};
+use crate::io::record;
 use crate::{Error, Result};
 
 /// One burn-optim optimizer over the module `M`.
@@ -121,29 +121,17 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
     }
 
     fn save(&self) -> Result<Vec<u8>> {
-        let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
-        let bytes = each_inner!(self, o => Recorder::<B>::record(&recorder, o.to_record(), ()));
+        let bytes = each_inner!(self, o => record::encode_param_map::<B, _>(o.to_record()));
         bytes.map_err(|e| Error::Data(format!("cannot serialise the optimizer state: {e}")))
     }
 
     fn load(self, bytes: Vec<u8>, device: &B::Device) -> std::result::Result<Self, String> {
-        let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
         Ok(match self {
-            Inner::Sgd(o) => {
-                Inner::Sgd(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
-            }
-            Inner::Adam(o) => {
-                Inner::Adam(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
-            }
-            Inner::AdamW(o) => {
-                Inner::AdamW(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
-            }
-            Inner::RmsProp(o) => {
-                Inner::RmsProp(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
-            }
-            Inner::Adagrad(o) => {
-                Inner::Adagrad(o.load_record(recorder.load(bytes, device).map_err(|e| e.to_string())?))
-            }
+            Inner::Sgd(o) => Inner::Sgd(o.load_record(record::decode(&bytes, device)?)),
+            Inner::Adam(o) => Inner::Adam(o.load_record(record::decode(&bytes, device)?)),
+            Inner::AdamW(o) => Inner::AdamW(o.load_record(record::decode(&bytes, device)?)),
+            Inner::RmsProp(o) => Inner::RmsProp(o.load_record(record::decode(&bytes, device)?)),
+            Inner::Adagrad(o) => Inner::Adagrad(o.load_record(record::decode(&bytes, device)?)),
         })
     }
 }

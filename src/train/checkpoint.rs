@@ -11,15 +11,16 @@
 //! ```
 //! A directory without a readable manifest is an interrupted write and is ignored (and pruned).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::tensorboard::crc32c;
-use crate::io::{atomic_write, sync_dir};
+use crate::io::{atomic_write, record, sync_dir};
 use crate::optim::{LrScheduler, OptimizerConfig};
 use crate::{Error, Result};
 
@@ -79,13 +80,17 @@ pub(crate) struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// The shapes of all float parameters, with dotted paths (`h.0.linear1.weight`).
-pub(crate) fn param_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<ParamShape> {
-    struct Shapes {
+/// What [`visit_params`] calls: `(path, shape, read the values)`.
+type ParamFn<'a> = dyn FnMut(String, Vec<usize>, &dyn Fn() -> TensorData) + 'a;
+
+/// Calls `f(path, shape, param)` for every float parameter, with its dotted path
+/// (`h.0.linear1.weight`); `param` reads the values back only when called.
+fn visit_params<B: Backend, M: Module<B>>(model: &M, f: &mut ParamFn<'_>) {
+    struct Paths<'a, 'f> {
         path: Vec<String>,
-        out: Vec<ParamShape>,
+        f: &'a mut ParamFn<'f>,
     }
-    impl<B: Backend> ModuleVisitor<B> for Shapes {
+    impl<B: Backend> ModuleVisitor<B> for Paths<'_, '_> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.path.push(name.to_string());
         }
@@ -93,18 +98,29 @@ pub(crate) fn param_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<ParamShap
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.out.push(ParamShape {
-                path: self.path.join("."),
-                shape: param.shape().dims::<D>().to_vec(),
-            });
+            let shape = param.shape().dims::<D>().to_vec();
+            (self.f)(self.path.join("."), shape, &|| param.val().into_data());
         }
     }
-    let mut v = Shapes {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
-    model.visit(&mut v);
-    v.out
+    model.visit(&mut Paths { path: Vec::new(), f });
+}
+
+/// The shapes of all float parameters, with dotted paths.
+pub(crate) fn param_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<ParamShape> {
+    let mut out = Vec::new();
+    visit_params::<B, M>(model, &mut |path, shape, _| out.push(ParamShape { path, shape }));
+    out
+}
+
+/// The dotted path of the first float parameter holding NaN or an infinity.
+pub(crate) fn first_non_finite<B: Backend, M: Module<B>>(model: &M) -> Option<String> {
+    let mut found = None;
+    visit_params::<B, M>(model, &mut |path, _, values| {
+        if found.is_none() && !values().iter::<f64>().all(f64::is_finite) {
+            found = Some(path);
+        }
+    });
+    found
 }
 
 pub(crate) fn checkpoints_dir(run_dir: &Path) -> PathBuf {
@@ -186,8 +202,8 @@ pub(crate) fn read(dir: &Path) -> Result<(Manifest, Blobs)> {
     Ok((manifest, blobs))
 }
 
-/// Complete checkpoints under `run_dir`, as `(step, dir)` sorted by step.
-pub(crate) fn list(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+/// Every `step-N` directory under `run_dir`, complete or not, as `(step, dir)` sorted by step.
+pub(crate) fn list_all_dirs(run_dir: &Path) -> Vec<(u64, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(checkpoints_dir(run_dir)) else {
         return Vec::new();
     };
@@ -196,11 +212,19 @@ pub(crate) fn list(run_dir: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
-            e.path().join("manifest.json").is_file().then(|| (step, e.path()))
+            Some((step, e.path()))
         })
         .collect();
     out.sort();
     out
+}
+
+/// Complete checkpoints under `run_dir`, as `(step, dir)` sorted by step.
+pub(crate) fn list(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    list_all_dirs(run_dir)
+        .into_iter()
+        .filter(|(_, dir)| dir.join("manifest.json").is_file())
+        .collect()
 }
 
 /// The checkpoint to resume from: `path` itself if it holds a manifest, else the latest complete
@@ -232,56 +256,103 @@ pub(crate) fn prune(run_dir: &Path, keep_last: usize, best_step: Option<u64>) ->
             removed.push(dir.clone());
         }
     }
-    if let (Some(newest), Ok(entries)) = (newest, std::fs::read_dir(checkpoints_dir(run_dir))) {
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) else {
-                continue;
-            };
-            if step < newest
-                && !e.path().join("manifest.json").is_file()
-                && std::fs::remove_dir_all(e.path()).is_ok()
+    if let Some(newest) = newest {
+        for (step, dir) in list_all_dirs(run_dir) {
+            if step < newest && !dir.join("manifest.json").is_file() && std::fs::remove_dir_all(&dir).is_ok()
             {
-                removed.push(e.path());
+                removed.push(dir);
             }
         }
     }
     removed
 }
 
+/// The first parameter whose path or shape differs between a checkpoint and a model, in words.
+pub(crate) fn shapes_diff(saved: &[ParamShape], model: &[ParamShape]) -> Option<String> {
+    if saved == model {
+        return None;
+    }
+    Some(
+        saved
+            .iter()
+            .zip(model)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| {
+                format!(
+                    "`{}` {:?} in the checkpoint, `{}` {:?} in the model",
+                    a.path, a.shape, b.path, b.shape
+                )
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "{} parameters in the checkpoint, {} in the model",
+                    saved.len(),
+                    model.len()
+                )
+            }),
+    )
+}
+
+/// The bytes of the checkpoint file `name`, which the manifest must list.
+pub(crate) fn blob<'a>(dir: &Path, blobs: &'a Blobs, name: &str) -> Result<&'a [u8]> {
+    blobs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b.as_slice())
+        .ok_or_else(|| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!("{name} is not listed in the manifest"),
+        })
+}
+
+/// `model` with the parameters of a checkpoint's `model.bin`, after checking that the manifest
+/// lists this model's parameters, that the file decodes to exactly those (a foreign `model.bin`
+/// with an updated manifest is refused), and that every value is finite.
+pub(crate) fn restore_model<B: Backend, M: Module<B>>(
+    dir: &Path,
+    manifest: &Manifest,
+    blobs: &Blobs,
+    model: M,
+    device: &B::Device,
+) -> Result<M> {
+    let bad = |message: String| Error::Checkpoint {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if let Some(diff) = shapes_diff(&manifest.params, &param_shapes::<B, M>(&model)) {
+        return Err(bad(format!(
+            "its parameters are not this model's (another architecture or configuration?): {diff}"
+        )));
+    }
+    let bytes = blob(dir, blobs, "model.bin")?;
+    let record = record::decode::<B, M::Record>(bytes, device).map_err(|e| bad(format!("model.bin {e}")))?;
+    let model = catch_unwind(AssertUnwindSafe(|| model.load_record(record)))
+        .map_err(|_| bad("model.bin does not fit this model".into()))?;
+    if let Some(diff) = shapes_diff(&manifest.params, &param_shapes::<B, M>(&model)) {
+        return Err(bad(format!(
+            "model.bin does not hold the parameters its manifest lists: {diff}"
+        )));
+    }
+    if let Some(path) = first_non_finite::<B, M>(&model) {
+        return Err(Error::NotFinite {
+            what: format!("parameter `{path}` of {}", dir.join("model.bin").display()),
+        });
+    }
+    Ok(model)
+}
+
 /// Loads the model saved in a checkpoint (`path`: a checkpoint directory, or a run directory
 /// whose latest checkpoint is taken) into `model`, on any backend (autodiff or not), after the
-/// checks `Trainer::resume` makes: sizes, checksums and every parameter's shape. For inference
-/// and generation from a run directory.
+/// checks `Trainer::resume` makes: sizes, checksums, every parameter's path and shape (the first
+/// that differs is named), a `model.bin` that decodes to exactly those parameters, and finite
+/// values (else [`Error::NotFinite`] naming the parameter). For inference and generation from a
+/// run directory.
 pub fn load_model<B: Backend, M: Module<B>>(
     path: impl AsRef<Path>,
     model: M,
     device: &B::Device,
 ) -> Result<M> {
-    use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
     let dir = resolve(path.as_ref())?;
     let (manifest, blobs) = read(&dir)?;
-    let bad = |message: String| Error::Checkpoint {
-        path: dir.clone(),
-        message,
-    };
-    let shapes = param_shapes::<B, M>(&model);
-    if manifest.params != shapes {
-        return Err(bad(format!(
-            "its {} parameters do not have this model's shapes (another configuration?)",
-            manifest.params.len()
-        )));
-    }
-    let bytes = blobs
-        .into_iter()
-        .find(|(n, _)| n == "model.bin")
-        .map(|(_, b)| b)
-        .ok_or_else(|| bad("model.bin is not listed in the manifest".into()))?;
-    let record = Recorder::<B>::load(
-        &BinBytesRecorder::<DoublePrecisionSettings>::default(),
-        bytes,
-        device,
-    )
-    .map_err(|e| bad(format!("model.bin cannot be decoded: {e}")))?;
-    Ok(model.load_record(record))
+    restore_model(&dir, &manifest, &blobs, model, device)
 }

@@ -27,6 +27,8 @@ pub(crate) fn classify<B: crate::Backend>(
     model: &SequenceClassifier<B>,
     batch: &ClassBatch,
 ) -> Result<(Tensor<B, 1>, Vec<usize>)> {
+    let [vocab_size, _] = model.embedding.dims();
+    batch.validate(vocab_size, model.num_classes())?;
     let device = model.embedding.val().device();
     let ids = Tensor::<B, 2, Int>::from_data(
         TensorData::new(batch.ids.clone(), [batch.batch, batch.len]),

@@ -104,8 +104,11 @@ pub struct TrainerConfig {
     /// What a NaN/infinite loss or gradient norm does. Default [`NonFinitePolicy::Error`].
     #[config(default = "NonFinitePolicy::Error")]
     pub non_finite: NonFinitePolicy,
-    /// The seed of everything the trainer owns: the data order and the backend's random state
-    /// (dropout), reseeded per micro-batch from `(seed, micro-batch)`. Default 42.
+    /// The seed of everything the trainer owns: the initial value of every parameter not yet
+    /// initialised when the trainer is built (burn initialises lazily; call
+    /// [`seed_everything`](super::seed_everything) before `init` for the others), the data order,
+    /// and the backend's random state (dropout), reseeded per micro-batch from
+    /// `(seed, micro-batch)`. Default 42.
     #[config(default = 42)]
     pub seed: u64,
     /// Progress display. Default [`ProgressMode::Auto`].
@@ -140,6 +143,14 @@ impl TrainerConfig {
             return bad(format!(
                 "monitor.metric must be one of loss, ppl, bpc, acc; found `{}`",
                 self.monitor.metric
+            ));
+        }
+        if let Some(e) = &self.early_stopping
+            && !(e.min_delta >= 0.0 && e.min_delta.is_finite())
+        {
+            return bad(format!(
+                "early_stopping.min_delta must be a finite value >= 0, found {}",
+                e.min_delta
             ));
         }
         Ok(())

@@ -5,9 +5,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
+use crate::Result;
 use crate::data::TokenBatch;
 use crate::models::{Gpt, GptConfig};
-use crate::{Error, Result};
 
 /// Language modelling with a [`Gpt`]: inputs `ids[:, :-1]`, targets `ids[:, 1:]`, mean
 /// cross-entropy over all positions; accuracy is next-token top-1.
@@ -23,19 +23,15 @@ impl GptLmTask {
     }
 }
 
-/// Inputs `[batch, len − 1]` and targets `[batch, len − 1]` of a token batch, on `device`.
+/// Inputs `[batch, len − 1]` and targets `[batch, len − 1]` of a token batch for a model of
+/// `vocab_size` tokens, on `device`, after checking the batch.
 fn tensors<B: Backend>(
     batch: &TokenBatch,
+    vocab_size: usize,
     device: &B::Device,
 ) -> Result<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> {
-    if batch.len < 2 || batch.ids.len() != batch.batch * batch.len {
-        return Err(Error::shape(
-            "TokenBatch",
-            "[batch, len] ids with len >= 2 and batch·len ids",
-            &[batch.batch, batch.len, batch.ids.len()],
-        ));
-    }
-    let (x, y) = batch.inputs_targets();
+    batch.validate(vocab_size)?;
+    let (x, y) = batch.inputs_targets()?;
     let shape = [batch.batch, batch.len - 1];
     Ok((
         Tensor::from_data(TensorData::new(x, shape), device),
@@ -49,9 +45,7 @@ fn loss_and_correct<B: crate::Backend>(
     batch: &TokenBatch,
     device: &B::Device,
 ) -> Result<(Tensor<B, 1>, usize, usize)> {
-    let (inputs, targets) = tensors::<B>(batch, device)?;
-    // Checks ids against the vocabulary before anything indexes with them.
-    crate::models::check_ids(&targets, model.vocab_size())?;
+    let (inputs, targets) = tensors::<B>(batch, model.vocab_size(), device)?;
     let logits = model.forward(inputs)?;
     Ok(next_token_loss(logits, targets, device))
 }
@@ -145,16 +139,16 @@ fn rnn_lm_loss<B: crate::Backend>(
     state: Option<crate::nn::RecurrentState<B>>,
 ) -> Result<(Tensor<B, 1>, usize, usize, crate::nn::RecurrentState<B>)> {
     let device = model.encoder.val().device();
-    let (inputs, targets) = tensors::<B>(batch, &device)?;
-    crate::models::check_ids(&targets, model.vocab_size())?;
+    let (inputs, targets) = tensors::<B>(batch, model.vocab_size(), &device)?;
     let state = state.map(|s| {
         if batch.reset.iter().any(|&r| r) {
             let keep: Vec<f32> = batch.reset.iter().map(|&r| if r { 0.0 } else { 1.0 }).collect();
             s.mask_rows(Tensor::from_data(TensorData::new(keep, [batch.batch]), &device))
         } else {
-            s
+            Ok(s)
         }
     });
+    let state = state.transpose()?;
     let (logits, state) = model.forward(inputs, state)?;
     let (loss, items, correct) = next_token_loss(logits, targets, &device);
     Ok((loss, items, correct, state))

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::config::ProgressMode;
 use super::metrics::MetricRow;
 use super::tensorboard::EventWriter;
+use crate::io::atomic_write;
 use crate::{Error, Result};
 
 /// Where rows go: CSV, TensorBoard, the terminal.
@@ -32,11 +33,16 @@ fn wall_time() -> f64 {
 }
 
 impl RunLog {
+    /// Opens the run directory's logs for a run at optimizer step `step` (0 for a new run). Rows
+    /// that an earlier, interrupted process wrote past `step` are dropped from `metrics.csv`, and
+    /// a new TensorBoard file beside earlier ones starts with PyTorch's purge markers at
+    /// `step + 1`, so that the resumed run's points are not shown twice.
     pub(crate) fn open(
         run_dir: Option<&Path>,
         tensorboard: bool,
         mode: ProgressMode,
         total: Option<u64>,
+        step: u64,
     ) -> Result<Self> {
         let mut csv = None;
         let mut tb = None;
@@ -46,6 +52,7 @@ impl RunLog {
                 path: path.clone(),
                 message: e.to_string(),
             };
+            truncate_csv(&path, step)?;
             let fresh = !path.exists();
             let mut file = OpenOptions::new()
                 .create(true)
@@ -57,7 +64,11 @@ impl RunLog {
             }
             csv = Some((path, file));
             if tensorboard {
-                tb = Some(EventWriter::create(dir, wall_time())?);
+                tb = Some(if has_event_files(dir) {
+                    EventWriter::create_resumed(dir, wall_time(), step + 1)?
+                } else {
+                    EventWriter::create(dir, wall_time())?
+                });
             }
         }
         let bar = match mode {
@@ -147,6 +158,40 @@ impl RunLog {
         }
         Ok(())
     }
+}
+
+/// Drops the rows of `metrics.csv` whose step is past `step` (the header and the other rows kept,
+/// the file rewritten atomically); nothing to do for a missing file or one with no such row.
+fn truncate_csv(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    // `split,step,...`: the step is the second field.
+    let past = |line: &str| {
+        line.split(',')
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s > step)
+    };
+    if !text.lines().any(past) {
+        return Ok(());
+    }
+    let kept: String = text
+        .lines()
+        .filter(|l| !past(l) && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    atomic_write(path, kept.as_bytes())
+}
+
+fn has_event_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+    })
 }
 
 /// One human-readable line for a row.

@@ -40,6 +40,7 @@ mod logging;
 mod metrics;
 mod parallel;
 mod plot;
+mod seed;
 mod task;
 mod tensorboard;
 mod trainer;
@@ -53,6 +54,7 @@ pub use metrics::MetricRow;
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;
 pub use plot::plot_losses;
+pub use seed::seed_everything;
 pub use task::{BatchStats, Task, TrainOutput};
 pub use tensorboard::{EventWriter, crc32c, frame_record, read_records};
 pub use trainer::{FitReport, Hook, StepInfo, Trainer};

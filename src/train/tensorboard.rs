@@ -19,12 +19,17 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Creates `dir/events.out.tfevents.<wall_time>.<host>.<pid>.0` (TensorBoard's naming, which it
-    /// needs to find the file) and writes the file-version event.
+    /// Creates `dir/events.out.tfevents.<wall_time>.<host>.<pid>.<n>` (TensorBoard's naming, which
+    /// it needs to find the file; `n` counts this process's writers) and writes the file-version
+    /// event.
     pub fn create(dir: &Path, wall_time: f64) -> Result<Self> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        // PyTorch's naming ends in a per-process writer count, so that two writers opened in the
+        // same second (a run resumed in the same process) do not share a file.
+        static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
-            "events.out.tfevents.{}.{}.{}.0",
+            "events.out.tfevents.{}.{}.{}.{n}",
             wall_time as u64,
             host.replace(['/', '\\'], "_"),
             std::process::id()
@@ -39,6 +44,18 @@ impl EventWriter {
             out: BufWriter::new(file),
         };
         writer.write_record(&file_version_event(wall_time))?;
+        Ok(writer)
+    }
+
+    /// Like [`create`](Self::create), for a run resumed at optimizer step `purge_step - 1`: after
+    /// the file-version event it writes PyTorch's `SummaryWriter(purge_step=...)` markers (the
+    /// file version again, then `SessionLog.START`, both at `purge_step`), so that TensorBoard
+    /// hides every event of the earlier files at a step >= `purge_step`: the points a killed run
+    /// wrote past its last checkpoint.
+    pub fn create_resumed(dir: &Path, wall_time: f64, purge_step: u64) -> Result<Self> {
+        let mut writer = Self::create(dir, wall_time)?;
+        writer.write_record(&file_version_event_at(wall_time, purge_step as i64))?;
+        writer.write_record(&session_start_event(wall_time, purge_step as i64))?;
         Ok(writer)
     }
 
@@ -174,9 +191,21 @@ fn event_header(wall_time: f64, step: i64, out: &mut Vec<u8>) {
 }
 
 fn file_version_event(wall_time: f64) -> Vec<u8> {
+    file_version_event_at(wall_time, 0)
+}
+
+fn file_version_event_at(wall_time: f64, step: i64) -> Vec<u8> {
     let mut out = Vec::new();
-    event_header(wall_time, 0, &mut out);
+    event_header(wall_time, step, &mut out);
     bytes_field(3, b"brain.Event:2", &mut out);
+    out
+}
+
+/// `Event { session_log = 7: SessionLog { status = 1: START (1) } }`.
+fn session_start_event(wall_time: f64, step: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    event_header(wall_time, step, &mut out);
+    bytes_field(7, &[0x08, 0x01], &mut out);
     out
 }
 

@@ -6,22 +6,19 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{self, Manifest, ParamShape, Position, Tracker};
+use super::checkpoint::{self, Manifest, Position, Tracker};
 use super::config::{NonFinitePolicy, TrainerConfig};
 use super::logging::RunLog;
 use super::metrics::{MetricRow, Window};
 use super::plot::plot_losses;
 use super::task::{BatchStats, Task};
 use crate::data::{Batches, SplitMix64};
-use crate::io::atomic_write;
+use crate::io::{atomic_write, record};
 use crate::optim::{LrSchedule, LrScheduler, ModelOptimizer, OptimizerConfig, PlateauMode};
 use crate::{Error, Result};
-
-type Rec = BinBytesRecorder<DoublePrecisionSettings>;
 
 /// What one optimizer step did, for [`Hook::on_step`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +116,8 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         device: &B::Device,
     ) -> Result<Self> {
         config.validate()?;
+        // Weights still to be drawn are drawn now, from the seed (see `seed.rs`).
+        super::seed::seed_initialisation::<B, T::Model>(&model, config.seed, device);
         let optim = optimizer.init::<B, T::Model>(&model)?;
         let scheduler = LrScheduler::try_new(optimizer.lr, schedule)?;
         Ok(Self {
@@ -195,28 +194,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 manifest.model_config, model_config
             )));
         }
-        let shapes: Vec<ParamShape> = checkpoint::param_shapes::<B, _>(self.model());
-        if manifest.params != shapes {
-            let diff = manifest
-                .params
-                .iter()
-                .zip(&shapes)
-                .find(|(a, b)| a != b)
-                .map(|(a, b)| {
-                    format!(
-                        "`{}` {:?} in the checkpoint, `{}` {:?} in the model",
-                        a.path, a.shape, b.path, b.shape
-                    )
-                })
-                .unwrap_or_else(|| {
-                    format!(
-                        "{} parameters in the checkpoint, {} in the model",
-                        manifest.params.len(),
-                        shapes.len()
-                    )
-                });
-            return Err(bad(format!("parameters differ: {diff}")));
-        }
         if serde_json::to_value(&manifest.optimizer).ok() != serde_json::to_value(self.optim.config()).ok() {
             return Err(bad(format!(
                 "saved with optimizer {:?}, this trainer uses {:?}",
@@ -224,13 +201,8 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 self.optim.config()
             )));
         }
+        let model = checkpoint::restore_model(&dir, &manifest, &blobs, self.model().clone(), &self.device)?;
         let blob = |name: &str| blobs.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone());
-        let recorder = Rec::default();
-        let model_bytes =
-            blob("model.bin").ok_or_else(|| bad("model.bin is not listed in the manifest".into()))?;
-        let record = Recorder::<B>::load(&recorder, model_bytes, &self.device)
-            .map_err(|e| bad(format!("model.bin cannot be decoded: {e}")))?;
-        let model = self.model().clone().load_record(record);
         let groups: Vec<Vec<u8>> = (0..).map_while(|i| blob(&format!("optimizer-{i}.bin"))).collect();
         let fresh = self.optimizer_config().init::<B, T::Model>(&model)?;
         let optim = fresh
@@ -238,8 +210,8 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             .map_err(|e| bad(format!("optimizer state: {e}")))?;
         let carry = match blob("carry.bin") {
             Some(bytes) => Some(
-                Recorder::<B>::load::<T::Carry>(&recorder, bytes, &self.device)
-                    .map_err(|e| bad(format!("carry.bin cannot be decoded: {e}")))?,
+                record::decode::<B, T::Carry>(&bytes, &self.device)
+                    .map_err(|e| bad(format!("carry.bin {e}")))?,
             ),
             None => None,
         };
@@ -300,6 +272,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             self.config.tensorboard,
             self.config.progress,
             total,
+            self.pos.step,
         )?;
         log.set_position(self.pos.step);
         let started = Instant::now();
@@ -605,11 +578,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             path: run_dir.to_path_buf(),
             message,
         };
-        let recorder = Rec::default();
-        let model = self.model().clone();
         let mut blobs = vec![(
             "model.bin".to_string(),
-            Recorder::<B>::record(&recorder, model.into_record(), ()).map_err(|e| save_err(e.to_string()))?,
+            record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
         )];
         for (i, bytes) in self.optim.state_bytes()?.into_iter().enumerate() {
             blobs.push((format!("optimizer-{i}.bin"), bytes));
@@ -617,7 +588,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         if let Some(carry) = &self.carry {
             blobs.push((
                 "carry.bin".to_string(),
-                Recorder::<B>::record(&recorder, carry.clone(), ()).map_err(|e| save_err(e.to_string()))?,
+                record::encode::<B, _>(carry.clone()).map_err(save_err)?,
             ));
         }
         let metric = (last_valid_step == Some(self.pos.step))
@@ -652,6 +623,12 @@ fn prepare_run_dir(
         path: dir.to_path_buf(),
         message: format!("cannot create the run directory: {e}"),
     })?;
+    // A process killed mid-write left its temporary files behind (the files they would have
+    // replaced are intact): remove them, in the run directory and in every checkpoint.
+    crate::io::remove_stale_temporaries(dir);
+    for (_, step_dir) in checkpoint::list_all_dirs(dir) {
+        crate::io::remove_stale_temporaries(&step_dir);
+    }
     let json = serde_json::json!({
         "trainer": config,
         "optimizer": optim,

@@ -19,6 +19,7 @@ fn pair_loss<B: crate::Backend, M: Seq2SeqModel<B>>(
     pad: i64,
     device: &B::Device,
 ) -> Result<(Tensor<B, 1>, usize, usize)> {
+    batch.validate(model.src_vocab_size(), model.tgt_vocab_size())?;
     let tensor = |v: &Vec<i64>, len| {
         Tensor::<B, 2, Int>::from_data(TensorData::new(v.clone(), [batch.batch, len]), device)
     };
