@@ -188,7 +188,7 @@ where
     trainer.fit(&train, Some(&valid))?;
     let model = trainer.model().valid();
     let (predictions, labels) = predict_classes(&model, &valid)?;
-    let report = classification_report(&predictions, &labels, 2);
+    let report = classification_report(&predictions, &labels, 2)?;
     println!(
         "validation: accuracy {:.3}, macro F1 {:.3} (positive F1 {:.3}, negative F1 {:.3})",
         report.accuracy, report.macro_avg.f1, report.per_class[1].f1, report.per_class[0].f1

@@ -1,4 +1,6 @@
-//! Corpus BLEU against sacrebleu (`tests/fixtures/make_eval.py`): score, n-gram counts and lengths.
+//! Corpus BLEU against sacrebleu (`tests/fixtures/make_eval.py`): score, n-gram counts, lengths,
+//! precisions and brevity penalty, on ordinary corpora and on the edges (no overlap, trailing
+//! whitespace, Python's whitespace set, empty hypotheses).
 
 mod common;
 
@@ -38,6 +40,23 @@ fn corpus_bleu_matches_sacrebleu() {
             ),
             "{name} lengths"
         );
+        let floats = |k: &str| -> Vec<f64> {
+            case[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        };
+        for (got, want) in b.precisions.iter().zip(floats("precisions")) {
+            assert!(
+                (got - want).abs() < 1e-9 * want.max(1.0),
+                "{name} precisions {:?}",
+                b.precisions
+            );
+        }
+        let bp = case["bp"].as_f64().unwrap();
+        assert!((b.bp - bp).abs() < 1e-12, "{name} bp {} vs sacrebleu {bp}", b.bp);
         let expected = case["score"].as_f64().unwrap();
         assert!(
             (b.score - expected).abs() < 1e-9 * expected.max(1.0),

@@ -18,12 +18,24 @@ pub struct Bleu {
     pub sys_len: usize,
     /// Reference tokens (the closest reference length per sentence).
     pub ref_len: usize,
+    /// The n-gram precisions × 100, n = 1..4, after smoothing (all zero when nothing matches).
+    pub precisions: [f64; 4],
+    /// The brevity penalty.
+    pub bp: f64,
 }
 
-/// sacrebleu's `13a` tokenizer (mteval-v13a): punctuation split off, except apostrophes, periods
-/// and commas inside numbers, and dashes not after a digit.
+/// Python's `str.isspace`, which `str.split()` and `str.rstrip()` use: Rust's whitespace plus the
+/// separators U+001C–U+001F.
+fn python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// sacrebleu's `13a` tokenizer (mteval-v13a) on a segment as sacrebleu's BLEU hands it over
+/// (trailing whitespace stripped first): punctuation split off, except apostrophes, periods and
+/// commas inside numbers, and dashes not after a digit.
 pub fn tokenize_13a(line: &str) -> Vec<String> {
     let mut line = line
+        .trim_end_matches(python_space)
         .replace("<skipped>", "")
         .replace("-\n", "")
         .replace('\n', " ");
@@ -73,7 +85,8 @@ pub fn tokenize_13a(line: &str) -> Vec<String> {
     });
     s4.into_iter()
         .collect::<String>()
-        .split_whitespace()
+        .split(python_space)
+        .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -126,20 +139,6 @@ pub fn corpus_bleu(hypotheses: &[String], references: &[Vec<String>]) -> Result<
             }
         }
     }
-    // Exponential smoothing of zero counts (sacrebleu's default `exp`).
-    let mut precisions = [0.0f64; 4];
-    let mut smooth = 1.0;
-    for n in 0..4 {
-        if totals[n] == 0 {
-            break;
-        }
-        precisions[n] = if counts[n] == 0 {
-            smooth *= 2.0;
-            100.0 / (smooth * totals[n] as f64)
-        } else {
-            100.0 * counts[n] as f64 / totals[n] as f64
-        };
-    }
     let bp = if sys_len >= ref_len {
         1.0
     } else if sys_len > 0 {
@@ -147,13 +146,34 @@ pub fn corpus_bleu(hypotheses: &[String], references: &[Vec<String>]) -> Result<
     } else {
         0.0
     };
-    let log = |p: f64| if p == 0.0 { -9_999_999_999.0 } else { p.ln() };
-    let score = bp * (precisions.iter().map(|&p| log(p)).sum::<f64>() / 4.0).exp();
+    let mut precisions = [0.0f64; 4];
+    // No matching n-gram at all scores 0, unsmoothed (sacrebleu's early stop, its issue #141).
+    let score = if counts.iter().all(|&c| c == 0) {
+        0.0
+    } else {
+        // Exponential smoothing of zero counts (sacrebleu's default `exp`).
+        let mut smooth = 1.0;
+        for n in 0..4 {
+            if totals[n] == 0 {
+                break;
+            }
+            precisions[n] = if counts[n] == 0 {
+                smooth *= 2.0;
+                100.0 / (smooth * totals[n] as f64)
+            } else {
+                100.0 * counts[n] as f64 / totals[n] as f64
+            };
+        }
+        let log = |p: f64| if p == 0.0 { -9_999_999_999.0 } else { p.ln() };
+        bp * (precisions.iter().map(|&p| log(p)).sum::<f64>() / 4.0).exp()
+    };
     Ok(Bleu {
         score,
         counts,
         totals,
         sys_len,
         ref_len,
+        precisions,
+        bp,
     })
 }

@@ -1,5 +1,7 @@
 //! Classification metrics: accuracy, and precision, recall and F1 per class and macro-averaged.
 
+use crate::{Error, Result};
+
 /// Precision, recall and F1 of one class, or their macro average.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prf {
@@ -24,13 +26,30 @@ pub struct ClassificationReport {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Computes the report; classes are `0..num_classes` (a label or prediction outside is counted in
-/// no class and lowers the accuracy).
+/// Computes the report; classes are `0..num_classes`. An [`Error::Data`] when the predictions and
+/// labels differ in number (scikit-learn raises "inconsistent numbers of samples"), when there are
+/// none, or when a label or prediction is outside the classes.
 pub fn classification_report(
     predictions: &[usize],
     labels: &[usize],
     num_classes: usize,
-) -> ClassificationReport {
+) -> Result<ClassificationReport> {
+    if predictions.len() != labels.len() || labels.is_empty() {
+        return Err(Error::Data(format!(
+            "classification_report: {} predictions and {} labels; one prediction per label, at least one",
+            predictions.len(),
+            labels.len()
+        )));
+    }
+    let outside = |v: &[usize]| v.iter().position(|&c| c >= num_classes);
+    for (name, values) in [("predictions", predictions), ("labels", labels)] {
+        if let Some(i) = outside(values) {
+            return Err(Error::Data(format!(
+                "classification_report: {name}[{i}] = {} is outside the {num_classes} classes",
+                values[i]
+            )));
+        }
+    }
     let mut confusion = vec![vec![0usize; num_classes]; num_classes];
     let mut correct = 0;
     for (&p, &l) in predictions.iter().zip(labels) {
@@ -59,7 +78,7 @@ pub fn classification_report(
         })
         .collect();
     let mean = |f: fn(&Prf) -> f64| per_class.iter().map(f).sum::<f64>() / num_classes.max(1) as f64;
-    ClassificationReport {
+    Ok(ClassificationReport {
         accuracy: ratio(correct, labels.len()),
         macro_avg: Prf {
             precision: mean(|p| p.precision),
@@ -68,7 +87,7 @@ pub fn classification_report(
         },
         per_class,
         confusion,
-    }
+    })
 }
 
 /// Perplexity from a mean negative log-likelihood in nats.
@@ -89,7 +108,7 @@ mod tests {
     fn hand_computed_report() {
         // labels:      0 0 0 1 1 2
         // predictions: 0 1 0 1 2 2
-        let r = classification_report(&[0, 1, 0, 1, 2, 2], &[0, 0, 0, 1, 1, 2], 3);
+        let r = classification_report(&[0, 1, 0, 1, 2, 2], &[0, 0, 0, 1, 1, 2], 3).unwrap();
         assert!((r.accuracy - 4.0 / 6.0).abs() < 1e-12);
         // class 0: TP 2, predicted 2, actual 3 → P 1, R 2/3, F1 0.8
         assert_eq!(r.per_class[0].precision, 1.0);

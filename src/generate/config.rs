@@ -100,6 +100,20 @@ impl GenerationConfig {
                 self.num_return_sequences, self.num_beams
             ));
         }
+        if self.num_beams == 1 && !self.do_sample && self.num_return_sequences > 1 {
+            // transformers raises too: greedy decoding would return identical copies.
+            return bad(format!(
+                "greedy decoding returns one sequence per prompt, found num_return_sequences = {}; \
+                 set do_sample = true or num_beams >= num_return_sequences",
+                self.num_return_sequences
+            ));
+        }
+        if !self.length_penalty.is_finite() {
+            return bad(format!(
+                "length_penalty must be finite, found {}",
+                self.length_penalty
+            ));
+        }
         if self.num_beams > 1 && self.do_sample {
             return bad(
                 "beam search with sampling is not supported; set do_sample = false or num_beams = 1".into(),
@@ -119,7 +133,7 @@ impl GenerationConfig {
         {
             return bad(format!("min_p must be in [0, 1], found {m}"));
         }
-        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
             return bad(format!(
                 "repetition_penalty must be > 0, found {}",
                 self.repetition_penalty

@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 
+use crate::{Error, Result};
+
 /// `RepetitionPenaltyLogitsProcessor`: for every token already in `ids`, a positive logit is
 /// divided by `penalty`, a negative one multiplied.
 pub fn repetition_penalty(logits: &mut [f32], ids: &[u32], penalty: f64) {
@@ -112,8 +114,30 @@ pub fn min_p(logits: &mut [f32], min_p: f64) {
     }
 }
 
-/// Draws a token from the softmax of `logits` with the uniform number `u` in `[0, 1)`.
-pub fn sample(logits: &[f32], u: f64) -> u32 {
+/// An [`Error::NotFinite`] unless `logits` can be chosen from: no NaN, no `+inf`, and at least one
+/// token not masked to `-inf` (`torch.multinomial` raises on the probabilities that follow).
+pub fn check_logits(logits: &[f32]) -> Result<()> {
+    let bad = logits.iter().any(|l| l.is_nan() || *l == f32::INFINITY);
+    if bad || !logits.iter().any(|l| l.is_finite()) {
+        return Err(Error::NotFinite {
+            what: format!(
+                "the logits of the next token ({} of {} NaN or +inf, {} finite)",
+                logits
+                    .iter()
+                    .filter(|l| l.is_nan() || **l == f32::INFINITY)
+                    .count(),
+                logits.len(),
+                logits.iter().filter(|l| l.is_finite()).count()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Draws a token from the softmax of `logits` with the uniform number `u` in `[0, 1)`; an
+/// [`Error::NotFinite`] for logits [`check_logits`] refuses.
+pub fn sample(logits: &[f32], u: f64) -> Result<u32> {
+    check_logits(logits)?;
     let probs = softmax(logits);
     let mut cumulative = 0.0;
     let mut last = 0;
@@ -122,20 +146,47 @@ pub fn sample(logits: &[f32], u: f64) -> u32 {
             last = i;
             cumulative += p;
             if u < cumulative {
-                return i as u32;
+                return Ok(i as u32);
             }
         }
     }
-    last as u32
+    Ok(last as u32)
 }
 
-/// The index of the largest logit (the first one on ties, as `argmax`).
-pub fn argmax(logits: &[f32]) -> u32 {
+/// The index of the largest logit (the first one on ties, as `argmax`); an
+/// [`Error::NotFinite`] for logits [`check_logits`] refuses.
+pub fn argmax(logits: &[f32]) -> Result<u32> {
+    check_logits(logits)?;
     let mut best = 0;
     for (i, &l) in logits.iter().enumerate() {
         if l > logits[best] {
             best = i;
         }
     }
-    best as u32
+    Ok(best as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_inf_and_fully_masked_logits_are_errors() {
+        for row in [
+            vec![f32::NAN; 3],
+            vec![0.5, f32::NAN, 0.1],
+            vec![0.0, f32::INFINITY, 1.0],
+            vec![f32::NEG_INFINITY; 4],
+        ] {
+            assert!(
+                matches!(sample(&row, 0.5), Err(Error::NotFinite { .. })),
+                "{row:?}"
+            );
+            assert!(matches!(argmax(&row), Err(Error::NotFinite { .. })), "{row:?}");
+        }
+        // Masked tokens are fine as long as one is left.
+        let row = [f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY];
+        assert_eq!(argmax(&row).unwrap(), 1);
+        assert_eq!(sample(&row, 0.99).unwrap(), 1);
+    }
 }

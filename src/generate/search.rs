@@ -6,7 +6,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::{BeamStopping, GenerationConfig};
 use super::processors::{
-    argmax, log_softmax, min_p, no_repeat_ngram, repetition_penalty, sample, temperature, top_k, top_p,
+    argmax, check_logits, log_softmax, min_p, no_repeat_ngram, repetition_penalty, sample, temperature,
+    top_k, top_p,
 };
 use crate::data::{DecodeStream, SplitMix64, Tokenizer};
 use crate::models::LanguageModel;
@@ -30,7 +31,9 @@ pub enum FinishReason {
 pub struct Generation {
     /// The new tokens (the prompt excluded; the EOS token included when it ended the sequence).
     pub tokens: Vec<u32>,
-    /// Beam search: the hypothesis score (sum of log-probabilities / length^length_penalty).
+    /// Beam search: the hypothesis score, transformers' `sequences_scores`: the sum of its
+    /// tokens' log-probabilities / length^length_penalty, the length counting every new token,
+    /// the EOS token included.
     /// Greedy and sampling: the sum of the chosen tokens' log-probabilities under the processed
     /// distribution.
     pub score: f64,
@@ -60,7 +63,12 @@ fn host_rows<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<Vec<f32>>> {
     let flat: Vec<f32> = data
         .to_vec()
         .map_err(|e| Error::Data(format!("cannot read logits back: {e:?}")))?;
-    Ok(flat.chunks(v).map(<[f32]>::to_vec).collect())
+    // A model with NaN weights gives NaN logits: say so instead of choosing token 0.
+    let rows: Vec<Vec<f32>> = flat.chunks(v).map(<[f32]>::to_vec).collect();
+    for row in &rows {
+        check_logits(row)?;
+    }
+    Ok(rows)
 }
 
 impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
@@ -89,6 +97,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
 
     /// `num_return_sequences` generations for each prompt (prompts of any lengths).
     pub fn generate(&self, prompts: &[Vec<u32>]) -> Result<Vec<Vec<Generation>>> {
+        self.check_stop_strings()?;
         prompts
             .iter()
             .enumerate()
@@ -134,6 +143,21 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             on_text(&rest);
         }
         Ok(generation)
+    }
+
+    /// Stop strings are matched on decoded text: without a tokenizer they could not stop anything
+    /// (transformers raises as well).
+    fn check_stop_strings(&self) -> Result<()> {
+        if !self.config.stop_strings.is_empty() && self.tokenizer.is_none() {
+            return Err(Error::Config {
+                module: "Generator",
+                message: format!(
+                    "stop_strings {:?} need a tokenizer to match decoded text (Generator::with_tokenizer)",
+                    self.config.stop_strings
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Checks a prompt against the vocabulary and the context; an empty prompt becomes `[bos]`.
@@ -208,9 +232,9 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
                 if let Some(m) = c.min_p {
                     min_p(&mut row, m);
                 }
-                sample(&row, rng.next_f64())
+                sample(&row, rng.next_f64())?
             } else {
-                argmax(&row)
+                argmax(&row)?
             };
             score += log_softmax(&row)[token as usize];
             tokens.push(token);
@@ -237,7 +261,8 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         })
     }
 
-    /// Hugging Face's beam search (`num_beams`, `length_penalty`, `early_stopping`), for one prompt.
+    /// Hugging Face's beam search (`num_beams`, `length_penalty`, `early_stopping`), for one prompt,
+    /// step for step as transformers 5's `_beam_search` runs it for a batch of one.
     fn beam_search(&self, prompt: &[u32]) -> Result<Vec<Generation>> {
         let c = &self.config;
         let k = c.num_beams;
@@ -246,15 +271,18 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         self.model.reorder_state(&mut state, &vec![0; k])?;
         let mut rows = vec![first; k];
         let mut beams: Vec<Vec<u32>> = vec![Vec::new(); k];
+        // Only the first beam is live at the start, as transformers' `running_beam_scores`.
         let mut beam_scores: Vec<f64> = (0..k).map(|b| if b == 0 { 0.0 } else { -1e9 }).collect();
-        let mut hyps = Hypotheses::new(k, c.length_penalty, c.early_stopping, c.max_new_tokens);
+        let mut finished = Finished::new(k);
+        // Enough candidates that `k` of them do not end in EOS.
         let keep = 2.max(1 + c.eos_token_ids.len()) * k;
         let max_new = match self.model.max_len() {
             Some(m) => c.max_new_tokens.min(m.saturating_sub(prompt.len())),
             None => c.max_new_tokens,
         };
+        // transformers' `is_early_stop_heuristic_unsatisfied`: once false, it stays false.
+        let mut improvable = true;
         let mut generated = 0;
-        let mut done = false;
         while generated < max_new {
             // Scores of every (beam, token), processed on log-probabilities as Hugging Face does.
             let mut candidates: Vec<(f64, usize, u32)> = Vec::with_capacity(k * rows[0].len());
@@ -271,26 +299,47 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             }
             candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
             candidates.truncate(keep);
-            let mut next: Vec<(f64, usize, u32)> = Vec::with_capacity(k);
-            for (rank, &(score, b, token)) in candidates.iter().enumerate() {
-                if c.eos_token_ids.contains(&token) {
-                    if rank >= k {
-                        continue;
-                    }
+            // A candidate stops on an EOS token, or on the last step allowed (every candidate then).
+            let last = generated + 1 == max_new;
+            let stops = |token: u32| last || c.eos_token_ids.contains(&token);
+            // Only the best `k` candidates may become finished hypotheses; the length they are
+            // divided by counts every new token, the EOS included (`cur_len + 1 - prompt_len`).
+            for &(score, b, token) in candidates.iter().take(k) {
+                if stops(token) {
                     let mut seq = beams[b].clone();
                     seq.push(token);
-                    hyps.add(seq, score, generated, true);
-                } else {
-                    next.push((score, b, token));
-                }
-                if next.len() == k {
-                    break;
+                    let eos = c.eos_token_ids.contains(&token);
+                    finished.add(score / ((generated + 1) as f64).powf(c.length_penalty), seq, eos);
                 }
             }
             generated += 1;
-            let best = candidates.first().map_or(f64::NEG_INFINITY, |c| c.0);
-            if hyps.is_done(best, generated) {
-                done = true;
+            if last {
+                break;
+            }
+            // The best `k` candidates that did not stop go on (those that did are pushed to the
+            // back with -1e9, as transformers does, should fewer than `k` remain).
+            let mut next: Vec<(f64, usize, u32)> = candidates
+                .iter()
+                .copied()
+                .filter(|&(_, _, t)| !stops(t))
+                .take(k)
+                .collect();
+            next.extend(
+                candidates
+                    .iter()
+                    .filter(|&&(_, _, t)| stops(t))
+                    .map(|&(s, b, t)| (s - 1e9, b, t))
+                    .take(k - next.len()),
+            );
+            let best_running = next[0].0;
+            let hypothetical_len = match c.early_stopping {
+                BeamStopping::Never if c.length_penalty > 0.0 => max_new,
+                _ => generated,
+            };
+            improvable &= !finished.is_full()
+                || best_running / (hypothetical_len as f64).powf(c.length_penalty) > finished.worst();
+            let all_finished = finished.is_full() && c.early_stopping == BeamStopping::Eager;
+            if !improvable || all_finished {
                 break;
             }
             let sources: Vec<usize> = next.iter().map(|n| n.1).collect();
@@ -303,27 +352,21 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
                 })
                 .collect();
             beam_scores = next.iter().map(|n| n.0).collect();
-            if generated == max_new {
-                break;
-            }
             self.model.reorder_state(&mut state, &sources)?;
             let tokens: Vec<u32> = next.iter().map(|n| n.2).collect();
             rows = host_rows(self.model.step(self.ids_tensor(&tokens, k), &mut state)?)?;
         }
-        if !done {
-            for (seq, score) in beams.into_iter().zip(beam_scores) {
-                let len = seq.len();
-                hyps.add(seq, score, len, false);
-            }
+        if max_new == 0 {
+            // Nothing may be generated (max_new_tokens = 0, or the prompt fills the context).
+            finished.add(0.0, Vec::new(), false);
         }
         let reason = if max_new < c.max_new_tokens {
             FinishReason::Context
         } else {
             FinishReason::MaxNewTokens
         };
-        let mut best = hyps.beams;
-        best.sort_by(|a, b| b.0.total_cmp(&a.0));
-        Ok(best
+        Ok(finished
+            .beams
             .into_iter()
             .take(c.num_return_sequences)
             .map(|(score, tokens, eos)| Generation {
@@ -335,66 +378,35 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     }
 }
 
-/// Hugging Face's `BeamHypotheses`: the best `num_beams` finished sequences.
-struct Hypotheses {
+/// The finished hypotheses: the best `num_beams` by score, best first (transformers'
+/// `sequences` / `beam_scores` / `is_sent_finished` for one prompt, its empty slots left out).
+struct Finished {
     num_beams: usize,
-    length_penalty: f64,
-    stopping: BeamStopping,
-    max_new_tokens: usize,
-    /// `(score, tokens, ended_with_eos)`.
+    /// `(score, tokens, ended_with_eos)`, best first.
     beams: Vec<(f64, Vec<u32>, bool)>,
-    worst: f64,
 }
 
-impl Hypotheses {
-    fn new(num_beams: usize, length_penalty: f64, stopping: BeamStopping, max_new_tokens: usize) -> Self {
+impl Finished {
+    fn new(num_beams: usize) -> Self {
         Self {
             num_beams,
-            length_penalty,
-            stopping,
-            max_new_tokens,
-            beams: Vec::new(),
-            worst: 1e9,
+            beams: Vec::with_capacity(num_beams + 1),
         }
     }
 
-    /// Adds a hypothesis whose log-probability sum is `sum_logprobs`; its score divides by
-    /// `generated_len^length_penalty` (the length before the EOS token, as Hugging Face counts).
-    fn add(&mut self, tokens: Vec<u32>, sum_logprobs: f64, generated_len: usize, eos: bool) {
-        let score = sum_logprobs / (generated_len.max(1) as f64).powf(self.length_penalty);
-        if self.beams.len() < self.num_beams || score > self.worst {
-            self.beams.push((score, tokens, eos));
-            if self.beams.len() > self.num_beams {
-                let (worst_i, _) = self
-                    .beams
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
-                    .expect("non-empty");
-                self.beams.remove(worst_i);
-                self.worst = self.beams.iter().map(|b| b.0).fold(f64::INFINITY, f64::min);
-            } else {
-                self.worst = self.worst.min(score);
-            }
-        }
+    /// Adds a hypothesis already divided by its length penalty; the worst is dropped past
+    /// `num_beams` (an earlier one wins a tie, as the earlier slots come first in transformers' top-k).
+    fn add(&mut self, score: f64, tokens: Vec<u32>, eos: bool) {
+        let at = self.beams.partition_point(|b| b.0 >= score);
+        self.beams.insert(at, (score, tokens, eos));
+        self.beams.truncate(self.num_beams);
     }
 
-    fn is_done(&self, best_sum_logprobs: f64, generated: usize) -> bool {
-        if self.beams.len() < self.num_beams {
-            return false;
-        }
-        let highest = |len: usize| best_sum_logprobs / (len.max(1) as f64).powf(self.length_penalty);
-        match self.stopping {
-            BeamStopping::Eager => true,
-            BeamStopping::Heuristic => self.worst >= highest(generated),
-            BeamStopping::Never => {
-                let len = if self.length_penalty > 0.0 {
-                    self.max_new_tokens
-                } else {
-                    generated
-                };
-                self.worst >= highest(len)
-            }
-        }
+    fn is_full(&self) -> bool {
+        self.beams.len() == self.num_beams
+    }
+
+    fn worst(&self) -> f64 {
+        self.beams.last().map_or(-1e9, |b| b.0)
     }
 }
