@@ -51,7 +51,7 @@ where
             let start = Instant::now();
             for i in 0..iters {
                 let batch = data.get(0, i as usize, 42).unwrap();
-                let (x, y) = batch.inputs_targets();
+                let (x, y) = batch.inputs_targets().unwrap();
                 let x = Tensor::<B, 2, Int>::from_data(TensorData::new(x, [BATCH, 32]), &device);
                 let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [BATCH * 32]), &device);
                 let logits = model.forward(x).unwrap().reshape([BATCH * 32, 64]);

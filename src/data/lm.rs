@@ -22,14 +22,17 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
-    /// Inputs `ids[:, :-1]` and targets `ids[:, 1:]` as flat vectors of `batch · (len − 1)`.
-    pub fn inputs_targets(&self) -> (Vec<i64>, Vec<i64>) {
+    /// Inputs `ids[:, :-1]` and targets `ids[:, 1:]` as flat vectors of `batch · (len − 1)`; an
+    /// [`Error::Data`] unless the batch holds `batch · len` ids with `len >= 2`.
+    pub fn inputs_targets(&self) -> Result<(Vec<i64>, Vec<i64>)> {
+        // Any vocabulary: only the block's shape is checked here.
+        self.validate(usize::MAX)?;
         let (mut inputs, mut targets) = (Vec::new(), Vec::new());
         for row in self.ids.chunks(self.len) {
             inputs.extend_from_slice(&row[..self.len - 1]);
             targets.extend_from_slice(&row[1..]);
         }
-        (inputs, targets)
+        Ok((inputs, targets))
     }
 }
 
@@ -204,7 +207,7 @@ mod tests {
         let b2 = s.get(0, 2, 0).unwrap();
         assert_eq!((b2.len, b2.ids.clone()), (3, vec![8, 9, 10, 19, 20, 21]));
         assert!(s.get(0, 3, 0).is_err());
-        let (x, y) = b2.inputs_targets();
+        let (x, y) = b2.inputs_targets().unwrap();
         assert_eq!((x, y), (vec![8, 9, 19, 20], vec![9, 10, 20, 21]));
         // A document starting at 17 (inside stream 1's second window) resets row 1 at batch 2.
         let s = s.with_document_starts(vec![17]);

@@ -4,6 +4,7 @@
 //! [`WordTokenizer`] (words with a frequency cut-off and `<unk>`), [`BpeTokenizer`] (byte-level
 //! BPE through Hugging Face `tokenizers`, which also loads GPT-2's `tokenizer.json`).
 //! [`DecodeStream`] decodes generated ids piece by piece without splitting a character.
+mod batch_check;
 mod batches;
 mod bpe;
 mod char_tokenizer;

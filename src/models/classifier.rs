@@ -86,6 +86,11 @@ impl SequenceClassifierConfig {
                 ),
             });
         }
+        crate::nn::check_param_size(
+            "SequenceClassifierConfig",
+            "the embedding (vocab_size × embed_size)",
+            &[self.vocab_size, self.embed_size],
+        )?;
         let (encoder, width) = match self.encoder {
             EncoderKind::Recurrent {
                 cell,
@@ -181,6 +186,11 @@ pub struct SequenceClassifier<B: Backend> {
 }
 
 impl<B: Backend> SequenceClassifier<B> {
+    /// The number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.head.weight.dims()[0]
+    }
+
     /// Class logits of a padded batch.
     ///
     /// # Shapes
@@ -250,7 +260,7 @@ impl<B: Backend> SequenceClassifier<B> {
         };
         Ok(self
             .head
-            .forward(self.dropout.forward(pooled).unsqueeze_dim(1))
+            .apply(self.dropout.forward(pooled).unsqueeze_dim(1))
             .reshape([batch, self.head.weight.dims()[0]]))
     }
 }

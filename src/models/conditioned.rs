@@ -13,6 +13,9 @@ pub trait Seq2SeqModel<B: Backend> {
     /// The decoding state (encoder outputs plus the decoder's caches or recurrent state).
     type State: Clone;
 
+    /// The source vocabulary size.
+    fn src_vocab_size(&self) -> usize;
+
     /// The target vocabulary size.
     fn tgt_vocab_size(&self) -> usize;
 
@@ -52,6 +55,10 @@ fn padding<B: Backend>(lengths: &[usize], len: usize, device: &B::Device) -> Opt
 
 impl<B: Backend> Seq2SeqModel<B> for TransformerSeq2Seq<B> {
     type State = Seq2SeqDecodeState<B>;
+
+    fn src_vocab_size(&self) -> usize {
+        TransformerSeq2Seq::src_vocab_size(self)
+    }
 
     fn tgt_vocab_size(&self) -> usize {
         TransformerSeq2Seq::tgt_vocab_size(self)
@@ -102,6 +109,10 @@ impl<B: Backend> Seq2SeqModel<B> for TransformerSeq2Seq<B> {
 impl<B: Backend> Seq2SeqModel<B> for RnnSeq2Seq<B> {
     type State = RnnDecodeState<B>;
 
+    fn src_vocab_size(&self) -> usize {
+        RnnSeq2Seq::src_vocab_size(self)
+    }
+
     fn tgt_vocab_size(&self) -> usize {
         RnnSeq2Seq::tgt_vocab_size(self)
     }
@@ -135,8 +146,7 @@ impl<B: Backend> Seq2SeqModel<B> for RnnSeq2Seq<B> {
     }
 
     fn reorder(&self, state: &mut Self::State, indices: &[usize]) -> Result<()> {
-        RnnSeq2Seq::reorder(self, state, indices);
-        Ok(())
+        RnnSeq2Seq::reorder(self, state, indices)
     }
 }
 

@@ -117,7 +117,19 @@ impl GptConfig {
                 ),
             });
         }
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(Error::Config {
+                module: "GptConfig",
+                message: format!(
+                    "n_embd ({}) must be a positive multiple of n_head ({})",
+                    self.n_embd, self.n_head
+                ),
+            });
+        }
         let d = self.n_embd;
+        let check = crate::nn::check_param_size;
+        check("GptConfig", "wte (vocab_size × n_embd)", &[self.vocab_size, d])?;
+        check("GptConfig", "wpe (block_size × n_embd)", &[self.block_size, d])?;
         let layer = TransformerEncoderLayerConfig::new(d, self.n_head)
             .with_d_ff(self.n_inner.unwrap_or(4 * d))
             .with_dropout(self.dropout)
@@ -248,7 +260,7 @@ impl<B: Backend> Gpt<B> {
         };
         // [B, T, D] -> [B*T, D] x [D, V] -> [B, T, V] (2-D matmul, see MultiHeadAttention)
         self.ln_f
-            .forward(x)
+            .apply(x)
             .reshape([batch * time, d])
             .matmul(w.transpose())
             .reshape([batch, time, self.vocab_size])

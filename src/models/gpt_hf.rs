@@ -57,7 +57,7 @@ impl GptConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let hf: HfGpt2Config = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let hf: HfGpt2Config = crate::io::json::parse_naming_fields(&text).map_err(fail)?;
         if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "gpt2") {
             return Err(fail(format!("model_type is `{kind}`, only `gpt2` is supported")));
         }
@@ -73,6 +73,25 @@ impl GptConfig {
                  scale_attn_by_inverse_layer_idx = false)"
                     .into(),
             ));
+        }
+        // Checked here in config.json's own terms (GptConfig::init would speak of its fields).
+        if hf.n_head == 0 || !hf.n_embd.is_multiple_of(hf.n_head) {
+            return Err(fail(format!(
+                "n_embd ({}) must be a positive multiple of n_head ({})",
+                hf.n_embd, hf.n_head
+            )));
+        }
+        if hf.vocab_size == 0 || hf.n_positions == 0 || hf.n_layer == 0 {
+            return Err(fail(format!(
+                "vocab_size, n_positions and n_layer must be positive, found {}, {} and {}",
+                hf.vocab_size, hf.n_positions, hf.n_layer
+            )));
+        }
+        if !(hf.layer_norm_epsilon > 0.0 && hf.layer_norm_epsilon.is_finite()) {
+            return Err(fail(format!(
+                "layer_norm_epsilon must be a finite value > 0, found {}",
+                hf.layer_norm_epsilon
+            )));
         }
         Ok(
             GptConfig::new(hf.vocab_size, hf.n_positions, hf.n_layer, hf.n_head, hf.n_embd)

@@ -4,7 +4,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{Gpt, GptCache, RnnLm};
 use crate::nn::RecurrentState;
-use crate::{Backend, Result};
+use crate::{Backend, Error, Result};
 
 /// A causal language model: a full forward for training, and incremental decoding with a state
 /// (an RNN's hidden state, a Transformer's KV cache) for generation. `RnnLm` and `Gpt` implement
@@ -31,6 +31,23 @@ pub trait LanguageModel<B: Backend> {
 
     /// Keeps the state's batch rows `indices`, in that order (beam search).
     fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()>;
+}
+
+/// An [`Error::Index`] naming the first of `indices` outside `0..rows`; none may be empty.
+pub(crate) fn check_row_indices(what: &str, indices: &[usize], rows: usize) -> Result<()> {
+    if indices.is_empty() {
+        return Err(Error::Data(format!(
+            "{what}: no indices (at least one row must be kept)"
+        )));
+    }
+    match indices.iter().find(|&&i| i >= rows) {
+        Some(&bad) => Err(Error::Index {
+            what: what.to_string(),
+            index: bad as i64,
+            len: rows,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Batch-row indices as an Int tensor on `device`.
@@ -98,8 +115,15 @@ impl<B: Backend> LanguageModel<B> for RnnLm<B> {
 
     fn reorder_state(&self, state: &mut RnnLmState<B>, indices: &[usize]) -> Result<()> {
         if let Some(s) = state.take() {
-            let device = s.hidden.device();
-            *state = Some(s.select(index_tensor::<B>(indices, &device)));
+            let batch = s.batch();
+            // On a bad index the state is left as it was.
+            match s.clone().select(indices) {
+                Ok(selected) => *state = Some(selected),
+                Err(_) => {
+                    *state = Some(s);
+                    return check_row_indices("RnnLm state reorder", indices, batch);
+                }
+            }
         }
         Ok(())
     }

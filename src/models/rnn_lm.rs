@@ -52,6 +52,9 @@ impl RnnLmConfig {
         }
         let uniform = Distribution::Uniform(-0.1, 0.1);
         let (v, e, h) = (self.vocab_size, self.embed_size, self.hidden_size);
+        let check = crate::nn::check_param_size;
+        check("RnnLmConfig", "the embedding (vocab_size × embed_size)", &[v, e])?;
+        check("RnnLmConfig", "the decoder (vocab_size × hidden_size)", &[v, h])?;
         let rnn = RecurrentConfig::new(self.cell, e, h)
             .with_num_layers(self.num_layers)
             .with_dropout(self.dropout)
@@ -117,7 +120,7 @@ impl<B: Backend> RnnLm<B> {
         let (out, state) = self.rnn.forward(x, None, state)?;
         let out = self.dropout.forward(out);
         let out = match &self.proj {
-            Some(p) => p.forward(out),
+            Some(p) => p.apply(out),
             None => out,
         };
         let [b, t, d] = out.dims();

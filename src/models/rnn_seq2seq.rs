@@ -58,6 +58,17 @@ impl RnnSeq2SeqConfig {
                 ),
             });
         }
+        let check = crate::nn::check_param_size;
+        check(
+            "RnnSeq2SeqConfig",
+            "the source embedding (src_vocab_size × hidden_size)",
+            &[self.src_vocab_size, h],
+        )?;
+        check(
+            "RnnSeq2SeqConfig",
+            "the target embedding (tgt_vocab_size × hidden_size)",
+            &[self.tgt_vocab_size, h],
+        )?;
         let normal = Distribution::Normal(0.0, 1.0);
         Ok(RnnSeq2Seq {
             encoder_embedding: Param::from_tensor(Tensor::random([self.src_vocab_size, h], normal, device)),
@@ -128,6 +139,11 @@ fn lengths_mask<B: Backend>(lengths: &[usize], len: usize, device: &B::Device) -
 }
 
 impl<B: Backend> RnnSeq2Seq<B> {
+    /// The source vocabulary size.
+    pub fn src_vocab_size(&self) -> usize {
+        self.encoder_embedding.dims()[0]
+    }
+
     /// The target vocabulary size.
     pub fn tgt_vocab_size(&self) -> usize {
         self.out.weight.dims()[0]
@@ -174,12 +190,12 @@ impl<B: Backend> RnnSeq2Seq<B> {
                     self.attn_va.as_ref().expect("Bahdanau has Va"),
                 );
                 // [B, 1, H] + [B, S, H] -> [B, S, H] -> [B, S, 1] -> [B, S]
-                va.forward((wa.forward(q3) + ua.forward(keys.clone())).tanh())
+                va.apply((wa.apply(q3) + ua.apply(keys.clone())).tanh())
                     .reshape([batch, src_len])
             }
             AttentionScore::LuongGeneral | AttentionScore::LuongDot => {
                 let k = match &self.attn_wa {
-                    Some(wa) => wa.forward(keys.clone()),
+                    Some(wa) => wa.apply(keys.clone()),
                     None => keys.clone(),
                 };
                 // Σ_h q·k over features: [B, S, H] * [B, 1, H] -> [B, S]
@@ -201,6 +217,14 @@ impl<B: Backend> RnnSeq2Seq<B> {
     /// - returns `[batch, new, tgt_vocab_size]`
     pub fn decode_step(&self, tgt: Tensor<B, 2, Int>, state: &mut RnnDecodeState<B>) -> Result<Tensor<B, 3>> {
         let [batch, new] = tgt.dims();
+        let rows = state.memory.dims()[0];
+        if batch != rows {
+            return Err(Error::shape(
+                "RnnSeq2Seq::decode_step target ids",
+                format!("[{rows}, new] (the batch that start_decoding encoded)"),
+                &tgt.dims(),
+            ));
+        }
         let emb = self.dropout.forward(lookup(
             "RnnSeq2Seq target ids",
             &self.decoder_embedding.val(),
@@ -223,7 +247,7 @@ impl<B: Backend> RnnSeq2Seq<B> {
                 .decoder_rnn
                 .forward(input, None, Some(state.hidden.clone()))?;
             state.hidden = next;
-            outputs.push(self.out.forward(o));
+            outputs.push(self.out.apply(o));
         }
         state.len += new;
         Ok(Tensor::cat(outputs, 1))
@@ -245,12 +269,16 @@ impl<B: Backend> RnnSeq2Seq<B> {
     }
 
     /// Keeps the batch rows `indices` of `state` (beam search).
-    pub fn reorder(&self, state: &mut RnnDecodeState<B>, indices: &[usize]) {
+    /// An [`Error::Index`] naming the first index outside the batch leaves `state` unchanged.
+    pub fn reorder(&self, state: &mut RnnDecodeState<B>, indices: &[usize]) -> Result<()> {
+        let batch = state.memory.dims()[0];
+        super::language_model::check_row_indices("RnnSeq2Seq state reorder", indices, batch)?;
         let device = state.memory.device();
         let idx = super::language_model::index_tensor::<B>(indices, &device);
         state.memory = state.memory.clone().select(0, idx.clone());
-        state.src_padding = state.src_padding.take().map(|p| p.select(0, idx.clone()));
-        state.hidden = state.hidden.clone().select(idx);
+        state.src_padding = state.src_padding.take().map(|p| p.select(0, idx));
+        state.hidden = state.hidden.clone().select(indices)?;
+        Ok(())
     }
 
     /// Loads the state dict of the tutorial's two modules saved together as

@@ -125,6 +125,17 @@ impl TransformerSeq2SeqConfig {
             });
         }
         let d = self.d_model;
+        let check = crate::nn::check_param_size;
+        check(
+            "TransformerSeq2SeqConfig",
+            "the source embedding (src_vocab_size × d_model)",
+            &[self.src_vocab_size, d],
+        )?;
+        check(
+            "TransformerSeq2SeqConfig",
+            "the target embedding (tgt_vocab_size × d_model)",
+            &[self.tgt_vocab_size, d],
+        )?;
         let encoder_layer = TransformerEncoderLayerConfig::new(d, self.n_heads)
             .with_d_ff(self.d_ff)
             .with_dropout(self.dropout)
@@ -201,7 +212,7 @@ impl<B: Backend> TransformerSeq2Seq<B> {
             ..Default::default()
         };
         let y = self.decoder.forward(y, memory, &self_masks, &cross_masks)?;
-        Ok(self.generator.forward(y))
+        Ok(self.generator.apply(y))
     }
 
     /// The encoder's output (the memory the decoder attends to).
@@ -263,7 +274,7 @@ impl<B: Backend> TransformerSeq2Seq<B> {
             &causal,
             &state.cross_masks,
         )?;
-        Ok(self.generator.forward(y))
+        Ok(self.generator.apply(y))
     }
 
     /// `dropout(table[ids] sqrt(d_model) + pe[offset ..])`.

@@ -122,6 +122,12 @@ impl MultiHeadAttentionConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return err(format!("dropout must be in [0, 1), found {}", self.dropout));
         }
+        // in_proj_weight is at most [3·d_model, d_model].
+        super::check_param_size(
+            "MultiHeadAttentionConfig",
+            "in_proj_weight (3·d_model × d_model)",
+            &[3, self.d_model, self.d_model],
+        )?;
         let d = self.d_model;
         let rotary = self
             .rotary_base

@@ -74,12 +74,17 @@ impl<B: Backend> KvCache<B> {
                 indices.clone().max().into_scalar().elem(),
             )
         };
-        if n == 0 || lo < 0 || hi >= batch as i64 {
-            return Err(Error::shape(
-                "KvCache::reorder indices",
-                format!("[n] with n >= 1 and every index in 0..{batch}"),
-                &indices.dims(),
+        if n == 0 {
+            return Err(Error::Data(
+                "KvCache::reorder: no indices (at least one row must be kept)".into(),
             ));
+        }
+        if lo < 0 || hi >= batch as i64 {
+            return Err(Error::Index {
+                what: "KvCache::reorder".into(),
+                index: if lo < 0 { lo } else { hi },
+                len: batch,
+            });
         }
         for cache in caches {
             cache.keys = cache.keys.clone().select(0, indices.clone());

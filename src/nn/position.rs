@@ -43,7 +43,11 @@ impl PositionsConfig {
                 ),
             });
         }
-        Ok(())
+        super::check_param_size(
+            module,
+            "the table (max_len × d_model)",
+            &[self.max_len, self.d_model],
+        )
     }
 
     /// The sinusoidal table.
@@ -84,7 +88,7 @@ fn add_positions<B: Backend>(table: Tensor<B, 2>, x: Tensor<B, 3>, offset: usize
             &x.dims(),
         ));
     }
-    if offset + time > max_len {
+    if offset.checked_add(time).is_none_or(|end| end > max_len) {
         return Err(Error::shape(
             "positions input",
             format!("offset + time <= max_len = {max_len} (offset {offset})"),
@@ -148,11 +152,11 @@ pub struct RotaryPositions {
 impl RotaryConfig {
     /// Builds the rotation, or an [`Error::Config`] when `d_head` is odd or zero or `base <= 1`.
     pub fn init(&self) -> Result<RotaryPositions> {
-        if self.d_head == 0 || !self.d_head.is_multiple_of(2) || self.base <= 1.0 {
+        if self.d_head == 0 || !self.d_head.is_multiple_of(2) || !(self.base > 1.0 && self.base.is_finite()) {
             return Err(Error::Config {
                 module: "RotaryConfig",
                 message: format!(
-                    "d_head must be even and positive and base > 1, found d_head {} and base {}",
+                    "d_head must be even and positive and base a finite number > 1, found d_head {} and base {}",
                     self.d_head, self.base
                 ),
             });
@@ -199,10 +203,11 @@ impl RotaryPositions {
         let half = d / 2;
         // Angles in f64 on the host, so long positions keep their precision.
         let (mut cos, mut sin) = (Vec::with_capacity(time * d), Vec::with_capacity(time * d));
-        for p in offset..offset + time {
+        // Positions as floats: an offset near usize::MAX cannot overflow.
+        for p in (0..time).map(|t| offset as f64 + t as f64) {
             for j in 0..d {
                 let theta = self.base.powf(-2.0 * (j % half) as f64 / d as f64);
-                let angle = p as f64 * theta;
+                let angle = p * theta;
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }

@@ -94,11 +94,25 @@ impl<B: Backend> TorchLinear<B> {
         })
     }
 
-    /// `x Wᵀ + b` over the last dimension.
+    /// `x Wᵀ + b` over the last dimension; an [`Error::Shape`] when `x`'s last size is not the
+    /// layer's input size.
     ///
     /// # Shapes
     /// - `x`: `[batch, len, in]`; output `[batch, len, out]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>) -> Result<Tensor<B, 3>> {
+        let d_in = self.weight.dims()[1];
+        if x.dims()[2] != d_in {
+            return Err(Error::shape(
+                "TorchLinear input",
+                format!("[batch, len, {d_in}]"),
+                &x.dims(),
+            ));
+        }
+        Ok(self.apply(x))
+    }
+
+    /// [`forward`](Self::forward) for callers whose shapes are right by construction.
+    pub(crate) fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, len, d_in] = x.dims();
         let d_out = self.weight.dims()[0];
         // [B, T, in] -> [B*T, in] -> [B*T, out] -> [B, T, out]: a 2-D matmul, because broadcast
@@ -156,11 +170,25 @@ impl<B: Backend> TorchLayerNorm<B> {
         })
     }
 
-    /// Normalises the last dimension, then scales and shifts it.
+    /// Normalises the last dimension, then scales and shifts it; an [`Error::Shape`] when `x`'s
+    /// last size is not the norm's.
     ///
     /// # Shapes
     /// - `x`: `[batch, len, d]`; output the same
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>) -> Result<Tensor<B, 3>> {
+        let d = self.weight.dims()[0];
+        if x.dims()[2] != d {
+            return Err(Error::shape(
+                "TorchLayerNorm input",
+                format!("[batch, len, {d}]"),
+                &x.dims(),
+            ));
+        }
+        Ok(self.apply(x))
+    }
+
+    /// [`forward`](Self::forward) for callers whose shapes are right by construction.
+    pub(crate) fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         // Biased variance over the last dimension, as PyTorch's layer norm.
         let centred = x.clone() - x.mean_dim(2);
         let var = centred.clone().powi_scalar(2).mean_dim(2);
@@ -209,6 +237,11 @@ impl TransformerEncoderLayerConfig {
                 message: "d_ff must be positive, found 0".into(),
             });
         }
+        super::check_param_size(
+            "TransformerEncoderLayerConfig",
+            "linear1 (d_ff × d_model)",
+            &[self.d_ff, self.d_model],
+        )?;
         let self_attn = MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
             .with_dropout(self.dropout)
             .with_bias(self.bias)
@@ -257,11 +290,11 @@ impl<B: Backend> TransformerEncoderLayer<B> {
     ) -> Result<Tensor<B, 3>> {
         let attend = |x| -> Result<Tensor<B, 3>> { Ok(self.dropout.forward(attention(x)?)) };
         if self.norm_first {
-            let x = x.clone() + attend(self.norm1.forward(x))?;
-            Ok(x.clone() + self.feed_forward(self.norm2.forward(x)))
+            let x = x.clone() + attend(self.norm1.apply(x))?;
+            Ok(x.clone() + self.feed_forward(self.norm2.apply(x)))
         } else {
-            let x = self.norm1.forward(x.clone() + attend(x)?);
-            Ok(self.norm2.forward(x.clone() + self.feed_forward(x)))
+            let x = self.norm1.apply(x.clone() + attend(x)?);
+            Ok(self.norm2.apply(x.clone() + self.feed_forward(x)))
         }
     }
 
@@ -313,13 +346,13 @@ fn feed_forward<B: Backend>(
     dropout: &Dropout,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
-    let h = linear1.forward(x);
+    let h = linear1.apply(x);
     let h = match activation {
         FeedForwardActivation::Relu => relu(h),
         FeedForwardActivation::Gelu => gelu_exact(h),
         FeedForwardActivation::GeluTanh => gelu_tanh(h),
     };
-    linear2.forward(dropout.forward(h))
+    linear2.apply(dropout.forward(h))
 }
 
 /// Exact `gelu`, `x/2 (1 + erf(x / sqrt 2))`, composed so that autodiff differentiates it exactly:
@@ -404,6 +437,11 @@ impl TransformerDecoderLayerConfig {
                 message: "d_ff must be positive, found 0".into(),
             });
         }
+        super::check_param_size(
+            "TransformerDecoderLayerConfig",
+            "linear1 (d_ff × d_model)",
+            &[self.d_ff, self.d_model],
+        )?;
         let attention = || {
             MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
                 .with_dropout(self.dropout)
@@ -494,13 +532,13 @@ impl<B: Backend> TransformerDecoderLayer<B> {
             self.dropout.forward(y)
         };
         if self.norm_first {
-            let x = x.clone() + sa(self.norm1.forward(x))?;
-            let x = x.clone() + ca(self.norm2.forward(x))?;
-            Ok(x.clone() + ff(self.norm3.forward(x)))
+            let x = x.clone() + sa(self.norm1.apply(x))?;
+            let x = x.clone() + ca(self.norm2.apply(x))?;
+            Ok(x.clone() + ff(self.norm3.apply(x)))
         } else {
-            let x = self.norm1.forward(x.clone() + sa(x)?);
-            let x = self.norm2.forward(x.clone() + ca(x)?);
-            Ok(self.norm3.forward(x.clone() + ff(x)))
+            let x = self.norm1.apply(x.clone() + sa(x)?);
+            let x = self.norm2.apply(x.clone() + ca(x)?);
+            Ok(self.norm3.apply(x.clone() + ff(x)))
         }
     }
 
@@ -619,7 +657,7 @@ macro_rules! layer_stack {
 
             fn finish(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
                 match &self.norm {
-                    Some(n) => n.forward(x),
+                    Some(n) => n.apply(x),
                     None => x,
                 }
             }

@@ -212,18 +212,23 @@ impl OptimizerConfig {
         if !(self.lr >= 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be a finite value >= 0, found {}", self.lr));
         }
-        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
-            return bad(format!("weight_decay must be >= 0, found {}", self.weight_decay));
-        }
+        // Written `!(x >= 0)` so that NaN fails too (torch: "Invalid epsilon value: nan").
+        let non_negative = |name: &str, x: f64| {
+            if x >= 0.0 && x.is_finite() {
+                Ok(())
+            } else {
+                bad(format!("{name} must be a finite value >= 0, found {x}"))
+            }
+        };
+        non_negative("weight_decay", self.weight_decay)?;
         match &self.algorithm {
             Algorithm::Sgd {
                 momentum,
                 dampening,
                 nesterov,
             } => {
-                if *momentum < 0.0 {
-                    return bad(format!("momentum must be >= 0, found {momentum}"));
-                }
+                non_negative("momentum", *momentum)?;
+                non_negative("dampening", *dampening)?;
                 if *nesterov && (*momentum <= 0.0 || *dampening != 0.0) {
                     return bad("Nesterov momentum requires a momentum > 0 and zero dampening".into());
                 }
@@ -239,23 +244,18 @@ impl OptimizerConfig {
                         return bad(format!("{name} must be in [0, 1), found {b}"));
                     }
                 }
-                if *eps < 0.0 {
-                    return bad(format!("eps must be >= 0, found {eps}"));
-                }
+                non_negative("eps", *eps)?;
             }
             Algorithm::RmsProp {
                 alpha, eps, momentum, ..
             } => {
-                if *alpha < 0.0 || *eps < 0.0 || *momentum < 0.0 {
-                    return bad(format!(
-                        "alpha, eps and momentum must be >= 0, found {alpha}, {eps}, {momentum}"
-                    ));
-                }
+                non_negative("alpha", *alpha)?;
+                non_negative("eps", *eps)?;
+                non_negative("momentum", *momentum)?;
             }
             Algorithm::Adagrad { lr_decay, eps } => {
-                if *lr_decay < 0.0 || *eps < 0.0 {
-                    return bad(format!("lr_decay and eps must be >= 0, found {lr_decay}, {eps}"));
-                }
+                non_negative("lr_decay", *lr_decay)?;
+                non_negative("eps", *eps)?;
             }
         }
         if let Some(clip) = &self.clip {

@@ -116,6 +116,7 @@ impl LrSchedule {
                 message,
             })
         };
+        // Every float is checked as `!(x in range)`, so that NaN fails as well.
         match *self {
             Self::Linear {
                 warmup_steps,
@@ -124,6 +125,10 @@ impl LrSchedule {
             } if total_steps <= warmup_steps && total_steps > 0 => bad(format!(
                 "total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})"
             )),
+            // torch's LinearLR: "Ending multiplicative factor expected to be between 0 and 1."
+            Self::Linear { end_factor, .. } if !(0.0..=1.0).contains(&end_factor) => {
+                bad(format!("end_factor must be in [0, 1], found {end_factor}"))
+            }
             Self::WarmupCosine {
                 warmup_steps,
                 decay_steps,
@@ -131,9 +136,28 @@ impl LrSchedule {
             } if decay_steps <= warmup_steps => bad(format!(
                 "decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps})"
             )),
+            Self::WarmupCosine { min_lr, .. } if !(min_lr >= 0.0 && min_lr.is_finite()) => {
+                bad(format!("min_lr must be a finite value >= 0, found {min_lr}"))
+            }
             Self::Step { step_size: 0, .. } => bad("step_size must be > 0".into()),
+            Self::Step { gamma, .. } | Self::Exponential { gamma } if !(gamma > 0.0 && gamma.is_finite()) => {
+                bad(format!("gamma must be a finite value > 0, found {gamma}"))
+            }
             Self::Plateau { factor, .. } if !(0.0..1.0).contains(&factor) => {
                 bad(format!("factor must be in [0, 1), found {factor}"))
+            }
+            Self::Plateau {
+                threshold,
+                min_lr,
+                eps,
+                ..
+            } if ![threshold, min_lr, eps]
+                .iter()
+                .all(|x| *x >= 0.0 && x.is_finite()) =>
+            {
+                bad(format!(
+                    "threshold, min_lr and eps must be finite values >= 0, found {threshold}, {min_lr}, {eps}"
+                ))
             }
             _ => Ok(()),
         }

@@ -86,7 +86,7 @@ impl<B: ember_lm::Backend> TinyRnnLm<B> {
         state: Option<[Tensor<B, 3>; 2]>,
     ) -> Result<(Tensor<B, 1>, usize, [Tensor<B, 3>; 2])> {
         let device = self.head.weight.val().device();
-        let (x, y) = batch.inputs_targets();
+        let (x, y) = batch.inputs_targets()?;
         let t = batch.len - 1;
         let x = Tensor::<B, 2, Int>::from_data(TensorData::new(x, [batch.batch, t]), &device);
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [batch.batch * t]), &device);
@@ -101,7 +101,7 @@ impl<B: ember_lm::Backend> TinyRnnLm<B> {
                 }
             });
         let (out, state) = self.lstm.forward(self.embedding.forward(x), state)?;
-        let logits = self.head.forward(out); // [batch, t, vocab]
+        let logits = self.head.forward(out)?; // [batch, t, vocab]
         let [b, t, v] = logits.dims();
         let loss = CrossEntropyLossConfig::new()
             .init(&device)

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::{Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig};
-use crate::{Backend, Result};
+use crate::{Backend, Error, Result};
 
 /// Which recurrent cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,22 +105,39 @@ impl<B: Backend> RecurrentState<B> {
         }
     }
 
-    /// Keeps the batch rows `indices` (in that order): beam reordering.
-    pub fn select(self, indices: Tensor<B, 1, burn::tensor::Int>) -> Self {
-        Self {
-            hidden: self.hidden.select(1, indices.clone()),
-            cell: self.cell.map(|c| c.select(1, indices)),
-        }
+    /// The batch size.
+    pub fn batch(&self) -> usize {
+        self.hidden.dims()[1]
     }
 
-    /// Multiplies batch rows by `keep` (`[batch]`, 0 or 1): resets rows to a zero state.
-    pub fn mask_rows(self, keep: Tensor<B, 1>) -> Self {
-        let [batch] = keep.dims();
+    /// Keeps the batch rows `indices` (in that order, repeats allowed): beam reordering. An
+    /// [`Error::Index`] naming the first index outside the batch.
+    pub fn select(self, indices: &[usize]) -> Result<Self> {
+        crate::models::check_row_indices("RecurrentState::select", indices, self.batch())?;
+        let device = self.hidden.device();
+        let idx = crate::models::index_tensor::<B>(indices, &device);
+        Ok(Self {
+            hidden: self.hidden.select(1, idx.clone()),
+            cell: self.cell.map(|c| c.select(1, idx)),
+        })
+    }
+
+    /// Multiplies batch rows by `keep` (`[batch]`, 0 or 1): resets rows to a zero state. An
+    /// [`Error::Shape`] unless `keep` has one value per row.
+    pub fn mask_rows(self, keep: Tensor<B, 1>) -> Result<Self> {
+        let batch = self.batch();
+        if keep.dims() != [batch] {
+            return Err(Error::shape(
+                "RecurrentState::mask_rows keep",
+                format!("[{batch}]"),
+                &keep.dims(),
+            ));
+        }
         let keep = keep.reshape([1, batch, 1]); // broadcast over layers and features
-        Self {
+        Ok(Self {
             hidden: self.hidden * keep.clone(),
             cell: self.cell.map(|c| c * keep),
-        }
+        })
     }
 }
 

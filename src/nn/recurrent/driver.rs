@@ -76,7 +76,20 @@ impl StackSpec {
                 self.hidden_size, self.proj_size
             ));
         }
-        Ok(())
+        // The largest weights: weight_ih_l* [gates·hidden, input or outputs], weight_hh_l*
+        // [gates·hidden, state].
+        let rows = [self.kind.gates(), self.hidden_size];
+        let widest = self.input_size.max(self.output_size());
+        crate::nn::check_param_size(
+            config,
+            "weight_ih (gates·hidden_size × input_size, or × the layer below's outputs)",
+            &[rows[0], rows[1], widest],
+        )?;
+        crate::nn::check_param_size(
+            config,
+            "weight_hh (gates·hidden_size × hidden_size or proj_size)",
+            &[rows[0], rows[1], self.state_size()],
+        )
     }
 
     fn shapes(&self, layer: usize) -> WeightShapes {
@@ -164,22 +177,29 @@ impl StackSpec {
             check_lengths(lengths, batch, time)?;
         }
         let cells_n = self.num_layers * self.directions();
-        let check_state = |state: &Tensor<B, 3>, what: &str, size: usize| {
+        // `field` names the configuration field the last size comes from (a projected LSTM's
+        // hidden state is proj_size wide, its cell state hidden_size).
+        let check_state = |state: &Tensor<B, 3>, what: &str, size: usize, field: &str| {
             let expected = [cells_n, batch, size];
             if state.dims() != expected {
                 return Err(Error::shape(
                     format!("{} initial {what} state", self.module),
-                    format!("{expected:?} (num_layers * num_directions, batch, {what} size)"),
+                    format!("{expected:?} (num_layers * num_directions, batch, {field})"),
                     &state.dims(),
                 ));
             }
             Ok(())
         };
         if let Some(h0) = &h0 {
-            check_state(h0, "hidden", self.state_size())?;
+            let field = if self.proj_size > 0 {
+                "proj_size"
+            } else {
+                "hidden_size"
+            };
+            check_state(h0, "hidden", self.state_size(), field)?;
         }
         if let Some(c0) = &c0 {
-            check_state(c0, "cell", self.hidden_size)?;
+            check_state(c0, "cell", self.hidden_size, "hidden_size")?;
         }
         let device = input.device();
         let is_lstm = self.kind == CellKind::Lstm;
