@@ -19,7 +19,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::models::GptConfig;
@@ -79,10 +79,7 @@ fn loss<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<
         .forward(logits.reshape([b * t, v]), targets.reshape([b * t]))
 }
 
-fn train_backend<B: AutodiffBackend + ember_lm::Backend>(c: &mut Criterion, backend: &str)
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let mut group = c.benchmark_group(format!("gpt_train_step/{backend}"));
     group

@@ -8,11 +8,10 @@
 //! Arguments: kind (lstm|gru|rnn), backend (ndarray|flex), batch, time, input, hidden, layers, steps.
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use ember_lm::nn::{GruConfig, LstmConfig, RnnConfig};
 
-fn run<B: AutodiffBackend + ember_lm::Backend>(kind: &str, dims: &[usize]) {
+fn run<B: ember_lm::TrainBackend>(kind: &str, dims: &[usize]) {
     let device = B::Device::default();
     let [b, t, i, h, l, steps] = dims.try_into().expect("six sizes");
     let x = Tensor::<B, 3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);

@@ -35,7 +35,7 @@ fn train_step<B: AutodiffBackend>(x: &Tensor<B, 3>, forward: &dyn Fn(Tensor<B, 3
     drop(grads);
 }
 
-fn bench_backend<B: AutodiffBackend + ember_lm::Backend>(c: &mut Criterion, backend: &str) {
+fn bench_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let mut group = c.benchmark_group(format!("train_step/{backend}"));
     group.sample_size(10);

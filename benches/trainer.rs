@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use burn::backend::{Autodiff, NdArray};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::data::{Batches, LmWindows};
@@ -31,10 +30,7 @@ fn corpus() -> Vec<i64> {
     (0..20_000).map(|i: i64| (i * 7 + i / 3) % 64).collect()
 }
 
-fn bench_backend<B: AutodiffBackend + ember_lm::Backend>(c: &mut Criterion, backend: &str)
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn bench_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let data = LmWindows::new(corpus(), 32, BATCH).unwrap();
     let optim = OptimizerConfig::adamw();

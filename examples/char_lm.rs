@@ -22,7 +22,6 @@
 use std::path::PathBuf;
 
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 use ember_lm::data::{
     Batches, CharTokenizer, LmStreams, LmWindows, TokenBatch, Tokenizer, ToyGrammar, read_text, split_tail,
 };
@@ -150,10 +149,7 @@ fn run(o: Options) -> Result<()> {
     }
 }
 
-fn go<B: AutodiffBackend + ember_lm::Backend>(o: Options) -> Result<()>
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn go<B: ember_lm::TrainBackend>(o: Options) -> Result<()> {
     if o.generate {
         generate::<B>(&o)
     } else {
@@ -161,10 +157,7 @@ where
     }
 }
 
-fn train<B: AutodiffBackend + ember_lm::Backend>(o: &Options) -> Result<()>
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
     let device = B::Device::default();
     // The weights drawn at `init` come from the seed too (the trainer seeds the lazy ones).
     ember_lm::train::seed_everything::<B>(o.seed, &device);
@@ -315,8 +308,7 @@ fn fit_and_sample<B, T>(
     dir: &std::path::Path,
 ) -> Result<FitReport>
 where
-    B: AutodiffBackend + ember_lm::Backend,
-    B::InnerBackend: ember_lm::Backend,
+    B: ember_lm::TrainBackend,
     T: Task<B, Batch = TokenBatch>,
     <T::Model as AutodiffModule<B>>::InnerModule: LanguageModel<B::InnerBackend>,
 {
@@ -375,10 +367,7 @@ fn samples<B: ember_lm::Backend, M: LanguageModel<B>>(
     Ok(())
 }
 
-fn generate<B: AutodiffBackend + ember_lm::Backend>(o: &Options) -> Result<()>
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn generate<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
     let device: B::Device = Default::default();
     let dir = o.from.clone().ok_or_else(|| Error::Config {
         module: "char_lm",

@@ -15,7 +15,6 @@ use burn::module::AutodiffModule;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, TensorData};
 use ember_lm::io::StateDict;
 use ember_lm::nn::{Gru, GruConfig, LstmConfig, LstmState};
@@ -33,8 +32,7 @@ fn main() -> ember_lm::Result<()> {
 
 fn tour<B>(name: &str) -> ember_lm::Result<()>
 where
-    B: AutodiffBackend + ember_lm::Backend,
-    B::InnerBackend: ember_lm::Backend,
+    B: ember_lm::TrainBackend,
 {
     let device = B::Device::default();
     println!("backend: {name}");

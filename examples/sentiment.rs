@@ -16,7 +16,6 @@
 //! classify after training.
 
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use ember_lm::data::{ClassificationBatches, SplitMix64, Tokenizer, WordTokenizer, read_lines};
 use ember_lm::eval::classification_report;
@@ -137,15 +136,12 @@ fn run() -> Result<()> {
     }
 }
 
-fn train<B: AutodiffBackend + ember_lm::Backend>(
+fn train<B: ember_lm::TrainBackend>(
     data: Vec<(String, usize)>,
     epochs: u64,
     seed: u64,
     sentences: &[String],
-) -> Result<()>
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+) -> Result<()> {
     let device = B::Device::default();
     let split = data.len() * 9 / 10;
     let (train_set, valid_set) = data.split_at(split);

@@ -112,7 +112,7 @@ pub mod nn;
 pub mod optim;
 pub mod train;
 
-pub use backend::Backend;
+pub use backend::{Backend, TrainBackend};
 pub use error::{Error, Result};
 
 /// The Rust blocks of the README and of `docs/` are doctests, so that the guide cannot rot. They

@@ -14,7 +14,6 @@ mod common;
 use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::AutodiffBackend;
 use common::train::*;
 use ember_lm::data::{Batches, LmStreams, LmWindows};
 use ember_lm::models::GptConfig;
@@ -31,10 +30,7 @@ fn adamw() -> OptimizerConfig {
         .with_clip(Some(GradClip::Norm(1.0)))
 }
 
-fn gpt_resume<B: AutodiffBackend + ember_lm::Backend>()
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn gpt_resume<B: ember_lm::TrainBackend>() {
     let device: B::Device = Default::default();
     let config = gpt_config(0.1); // dropout on: the backend RNG must be reseeded on resume too
     let mut models = same_gpts::<B>(&config, 2);
@@ -90,10 +86,7 @@ where
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn bptt_resume<B: AutodiffBackend + ember_lm::Backend>()
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+fn bptt_resume<B: ember_lm::TrainBackend>() {
     let device: B::Device = Default::default();
     let streams = LmStreams::new(corpus(), 4, 20).unwrap();
     let per_epoch = streams.num_batches() as u64;

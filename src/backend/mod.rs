@@ -173,6 +173,19 @@ pub struct SequenceGrads<B: burn::tensor::backend::Backend> {
     pub c0: Option<Tensor<B, 2>>,
 }
 
+/// A backend to train on: burn's autodiff over an ember-lm [`Backend`], itself one. Every task,
+/// trainer helper and example takes `B: TrainBackend` instead of spelling out
+/// `B: AutodiffBackend + Backend` with `B::InnerBackend: Backend`; it is implemented for every
+/// such `B` (`Autodiff<NdArray>`, `Autodiff<Flex>`, `Autodiff<Wgpu>`, ...).
+pub trait TrainBackend: burn::tensor::backend::AutodiffBackend<InnerBackend: Backend> + Backend {}
+
+impl<B> TrainBackend for B
+where
+    B: burn::tensor::backend::AutodiffBackend + Backend,
+    B::InnerBackend: Backend,
+{
+}
+
 /// burn's [`Backend`](burn::tensor::backend::Backend) plus the whole-sequence recurrent operation:
 /// the bound of every ember-lm module. Implemented for `NdArray`, `Flex`, `Wgpu` (with the
 /// features of the same names) and for `Autodiff` of any of them; see the [module docs](self).

@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::gpt::lookup;
+use crate::nn::lookup;
 use crate::nn::{
     AttentionMasks, CellType, PositionsConfig, Recurrent, RecurrentConfig, SinusoidalPositions, TorchLinear,
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayerConfig,

@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
+use burn::tensor::{Distribution, Int, Tensor};
 
 use crate::nn::{
     AttentionMasks, FeedForwardActivation, KvCache, LearnedPositions, PositionsConfig, TorchLayerNorm,
@@ -247,7 +247,7 @@ impl<B: Backend> Gpt<B> {
                 max: self.block_size,
             });
         }
-        let tokens = lookup("Gpt ids", &self.wte.val(), ids)?;
+        let tokens = crate::nn::lookup("Gpt ids", &self.wte.val(), ids)?;
         Ok(self.drop.forward(self.wpe.forward(tokens, offset)?))
     }
 
@@ -272,48 +272,4 @@ fn causal<B: Backend>() -> AttentionMasks<B> {
         causal: true,
         ..Default::default()
     }
-}
-
-/// `table[ids]` after checking that `ids` is non-empty and inside the table.
-///
-/// # Shapes
-/// - `table`: `[vocab, d]`; `ids`: `[batch, len]`; output `[batch, len, d]`
-pub(crate) fn lookup<B: Backend>(
-    what: &str,
-    table: &Tensor<B, 2>,
-    ids: Tensor<B, 2, Int>,
-) -> Result<Tensor<B, 3>> {
-    let [batch, len] = ids.dims();
-    if batch == 0 || len == 0 {
-        return Err(Error::shape(
-            what,
-            "[batch, len] with batch, len > 0",
-            &ids.dims(),
-        ));
-    }
-    let [vocab, d] = table.dims();
-    check_ids(&ids, vocab)?;
-    // [B, L] -> [B*L] -> [B*L, D] -> [B, L, D]
-    Ok(table
-        .clone()
-        .select(0, ids.reshape([batch * len]))
-        .reshape([batch, len, d]))
-}
-
-/// An [`Error::TokenId`] for the first id outside `0..vocab_size` (reads two scalars back).
-pub(crate) fn check_ids<B: Backend, const D: usize>(
-    ids: &Tensor<B, D, Int>,
-    vocab_size: usize,
-) -> Result<()> {
-    let flat = ids.clone().flatten::<1>(0, D - 1);
-    let (lo, hi): (i64, i64) = (
-        flat.clone().min().into_scalar().elem(),
-        flat.max().into_scalar().elem(),
-    );
-    for found in [lo, hi] {
-        if found < 0 || found as u64 >= vocab_size as u64 {
-            return Err(Error::TokenId { found, vocab_size });
-        }
-    }
-    Ok(())
 }

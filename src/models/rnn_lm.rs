@@ -5,8 +5,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Distribution, Int, Tensor};
 
-use super::gpt::lookup;
 use crate::io::StateDict;
+use crate::nn::lookup;
 use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
 use crate::{Backend, Error, Result};
 

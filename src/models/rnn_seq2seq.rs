@@ -9,8 +9,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::gpt::lookup;
 use crate::io::StateDict;
+use crate::nn::lookup;
 use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
 use crate::{Backend, Error, Result};
 

@@ -5,8 +5,8 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Bool, Int, Tensor};
 
-use super::gpt::lookup;
 use crate::io::StateDict;
+use crate::nn::lookup;
 use crate::nn::{
     AttentionMasks, AttentionMemory, FeedForwardActivation, KvCache, PositionsConfig, SinusoidalPositions,
     TorchLinear, TransformerDecoder, TransformerDecoderConfig, TransformerDecoderLayerConfig,

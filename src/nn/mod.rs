@@ -1,20 +1,27 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
+mod activation;
 mod attention;
+mod embedding;
 mod kv_cache;
 mod limits;
+mod linear;
+mod norm;
 mod position;
 mod recurrent;
 mod transformer;
 
+pub use activation::FeedForwardActivation;
 pub use attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
+pub(crate) use embedding::lookup;
 pub use kv_cache::KvCache;
 pub use limits::MAX_PARAM_ELEMENTS;
 pub(crate) use limits::check_param_size;
+pub use linear::TorchLinear;
+pub use norm::TorchLayerNorm;
 pub use position::{LearnedPositions, PositionsConfig, RotaryConfig, RotaryPositions, SinusoidalPositions};
 pub use transformer::{
-    FeedForwardActivation, TorchLayerNorm, TorchLinear, TransformerDecoder, TransformerDecoderConfig,
-    TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
-    TransformerEncoderLayer, TransformerEncoderLayerConfig,
+    TransformerDecoder, TransformerDecoderConfig, TransformerDecoderLayer, TransformerDecoderLayerConfig,
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 
 pub use recurrent::{

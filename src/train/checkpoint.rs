@@ -19,8 +19,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::tensorboard::crc32c;
-use crate::io::{atomic_write, record, sync_dir};
+use crate::io::{atomic_write, crc32c, record, sync_dir};
 use crate::optim::{LrScheduler, OptimizerConfig};
 use crate::{Error, Result};
 

@@ -58,10 +58,7 @@ fn correct(predictions: &[usize], batch: &ClassBatch) -> usize {
         .count()
 }
 
-impl<B: AutodiffBackend + crate::Backend> Task<B> for ClassificationTask
-where
-    B::InnerBackend: crate::Backend,
-{
+impl<B: crate::TrainBackend> Task<B> for ClassificationTask {
     type Model = SequenceClassifier<B>;
     type Batch = ClassBatch;
     type Carry = ();

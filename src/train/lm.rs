@@ -1,7 +1,7 @@
 //! Language-model tasks: [`GptLmTask`] (random windows) and [`RnnLmTask`] (truncated BPTT).
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
@@ -76,10 +76,7 @@ fn next_token_loss<B: crate::Backend>(
     (loss, b * t, correct as usize)
 }
 
-impl<B: AutodiffBackend + crate::Backend> Task<B> for GptLmTask
-where
-    B::InnerBackend: crate::Backend,
-{
+impl<B: crate::TrainBackend> Task<B> for GptLmTask {
     type Model = Gpt<B>;
     type Batch = TokenBatch;
     type Carry = ();
@@ -154,10 +151,7 @@ fn rnn_lm_loss<B: crate::Backend>(
     Ok((loss, items, correct, state))
 }
 
-impl<B: AutodiffBackend + crate::Backend> Task<B> for RnnLmTask
-where
-    B::InnerBackend: crate::Backend,
-{
+impl<B: crate::TrainBackend> Task<B> for RnnLmTask {
     type Model = crate::models::RnnLm<B>;
     type Batch = TokenBatch;
     type Carry = crate::nn::RecurrentState<B>;

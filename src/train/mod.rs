@@ -46,6 +46,8 @@ mod tensorboard;
 mod trainer;
 mod translate;
 
+/// Also at [`crate::io::crc32c`], where it lives.
+pub use crate::io::crc32c;
 pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
@@ -56,6 +58,6 @@ pub use parallel::fit_data_parallel;
 pub use plot::plot_losses;
 pub use seed::seed_everything;
 pub use task::{BatchStats, Task, TrainOutput};
-pub use tensorboard::{EventWriter, crc32c, frame_record, read_records};
+pub use tensorboard::{EventWriter, frame_record, read_records};
 pub use trainer::{FitReport, Hook, StepInfo, Trainer};
 pub use translate::TranslationTask;

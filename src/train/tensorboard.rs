@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::io::crc32c;
 use crate::{Error, Result};
 
 /// Writes scalars to one `events.out.tfevents.*` file.
@@ -126,34 +127,6 @@ pub fn read_records(bytes: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
     Ok(records)
 }
 
-/// CRC-32C (Castagnoli), the checksum of TFRecord framing and of ember-lm's checkpoint manifests.
-pub fn crc32c(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82F6_3B78
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
-
 /// TFRecord's masking of the CRC (so that a CRC of CRCs is not trivially correlated).
 fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
@@ -226,12 +199,6 @@ fn scalar_event(tag: &str, value: f32, step: i64, wall_time: f64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc32c_check_value() {
-        // The CRC-32C catalogue's check value for "123456789".
-        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
-    }
 
     #[test]
     fn records_round_trip_and_corruption_is_caught() {

@@ -4,7 +4,6 @@ use std::marker::PhantomData;
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
@@ -71,10 +70,7 @@ impl<M> TranslationTask<M> {
 /// `TranslationTask` for one model family.
 macro_rules! translation_task {
     ($model:ident) => {
-        impl<B: AutodiffBackend + crate::Backend> Task<B> for TranslationTask<$model<B>>
-        where
-            B::InnerBackend: crate::Backend,
-        {
+        impl<B: crate::TrainBackend> Task<B> for TranslationTask<$model<B>> {
             type Model = $model<B>;
             type Batch = PairBatch;
             type Carry = ();

@@ -3,7 +3,6 @@
 
 use super::{Fixture, assert_close, fixture_path};
 use burn::module::Module;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
 use ember_lm::io::StateDict;
 use ember_lm::nn::{AttentionMasks, MultiHeadAttentionConfig};
@@ -19,7 +18,7 @@ struct Case {
     causal: bool,
 }
 
-pub fn check_attention<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check_attention<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     let text = std::fs::read_to_string(fixture_path("attention/manifest.json")).unwrap();
     let cases: Vec<Case> = serde_json::from_str(&text).unwrap();
     assert_eq!(cases.len(), 6);
@@ -124,7 +123,7 @@ pub fn check_attention<B: AutodiffBackend + ember_lm::Backend>(device: &B::Devic
 
 /// Grouped-query attention with rotary positions against the torch reference written out in
 /// `make_attention.py` (Hugging Face Llama's formulation).
-pub fn check_gqa_rotary<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check_gqa_rotary<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     let io = Fixture::load("attention/gqa_rotary.io.safetensors");
     let dict = StateDict::from_file(fixture_path("attention/gqa_rotary.weights.safetensors")).unwrap();
     let mha = MultiHeadAttentionConfig::new(16, 4)

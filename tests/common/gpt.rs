@@ -3,7 +3,6 @@
 
 use super::{Fixture, assert_close, fixture_path};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
 use ember_lm::models::Gpt;
 
@@ -29,7 +28,7 @@ pub fn greedy<B: ember_lm::Backend>(model: &Gpt<B>, prompt: Tensor<B, 2, Int>, s
 }
 
 /// Logits, loss, two gradients and the greedy continuation against Hugging Face's `GPT2LMHeadModel`.
-pub fn check_gpt2<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check_gpt2<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     let io = Fixture::load("gpt2-tiny-reference.safetensors");
     let model = Gpt::<B>::from_pretrained(tiny_dir(), device).unwrap();
     let ids = Tensor::<B, 2, Int>::from_data(io.data("ids"), device);

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use super::{Fixture, assert_close, fixture_path};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use ember_lm::nn::{GruConfig, LstmConfig, LstmState, Nonlinearity, RecurrentWeights, RnnConfig};
 use serde::Deserialize;
@@ -34,7 +33,7 @@ struct Results {
     values: Vec<(String, TensorData)>,
 }
 
-fn run_case<B: AutodiffBackend + ember_lm::Backend>(case: &Case, device: &B::Device) -> Results {
+fn run_case<B: ember_lm::TrainBackend>(case: &Case, device: &B::Device) -> Results {
     let io = Fixture::load(&format!("recurrent/{}.io.safetensors", case.name));
     let weights = fixture_path(&format!("recurrent/{}.weights.safetensors", case.name));
     let x: Tensor<B, 3> = io.tensor::<B, 3>("input", device).require_grad();
@@ -163,12 +162,7 @@ fn run_case<B: AutodiffBackend + ember_lm::Backend>(case: &Case, device: &B::Dev
 }
 
 /// Runs every fixture case on backend `B` and compares against PyTorch.
-pub fn check_all<B: AutodiffBackend + ember_lm::Backend>(
-    device: &B::Device,
-    atol: f64,
-    rtol: f64,
-    only: Option<&[&str]>,
-) {
+pub fn check_all<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64, only: Option<&[&str]>) {
     let cases = manifest();
     assert!(cases.len() >= 14, "the manifest lists every configuration");
     for case in cases

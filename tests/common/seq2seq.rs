@@ -3,7 +3,6 @@
 
 use super::{Fixture, assert_close, fixture_path};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Int, Tensor};
 use ember_lm::io::StateDict;
 use ember_lm::models::{TransformerSeq2Seq, TransformerSeq2SeqConfig};
@@ -28,7 +27,7 @@ pub fn load<B: ember_lm::Backend>(device: &B::Device) -> TransformerSeq2Seq<B> {
         .unwrap()
 }
 
-pub fn check<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     let io = Fixture::load("seq2seq/io.safetensors");
     let model = load::<B>(device);
     let src = Tensor::<B, 2, Int>::from_data(io.data("src"), device);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use ember_lm::Result;
 use ember_lm::data::{Batches, TokenBatch};
@@ -48,7 +48,7 @@ pub fn gpt_config(dropout: f64) -> GptConfig {
 
 /// `n` GPTs with the same weights (burn initialises parameters lazily, so a clone of an untouched
 /// model would draw new ones: materialise first, then clone).
-pub fn same_gpts<B: AutodiffBackend + ember_lm::Backend>(config: &GptConfig, n: usize) -> Vec<Gpt<B>> {
+pub fn same_gpts<B: ember_lm::TrainBackend>(config: &GptConfig, n: usize) -> Vec<Gpt<B>> {
     let model = config.init::<B>(&Default::default()).unwrap();
     param_values(&model);
     (0..n).map(|_| model.clone()).collect()
@@ -124,10 +124,7 @@ pub struct StreamTask {
     pub carried: RefCell<Vec<bool>>,
 }
 
-impl<B: AutodiffBackend + ember_lm::Backend> Task<B> for StreamTask
-where
-    B::InnerBackend: ember_lm::Backend,
-{
+impl<B: ember_lm::TrainBackend> Task<B> for StreamTask {
     type Model = TinyRnnLm<B>;
     type Batch = TokenBatch;
     type Carry = [Tensor<B, 3>; 2];

@@ -3,7 +3,6 @@
 
 use super::{Fixture, assert_close, fixture_path};
 use burn::module::Param;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
 use ember_lm::io::StateDict;
 use ember_lm::nn::{AttentionMasks, FeedForwardActivation, TransformerEncoderLayerConfig};
@@ -20,7 +19,7 @@ struct Case {
     causal: bool,
 }
 
-pub fn check_encoder_layer<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check_encoder_layer<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     let text = std::fs::read_to_string(fixture_path("transformer/manifest.json")).unwrap();
     let cases: Vec<Case> = serde_json::from_str(&text).unwrap();
     assert_eq!(cases.len(), 5);
@@ -104,7 +103,7 @@ struct DecoderCase {
 
 /// `torch.nn.TransformerDecoderLayer` parity: outputs and the gradients w.r.t. target, memory and
 /// every parameter, with a causal target mask and optional target and memory padding.
-pub fn check_decoder_layer<B: AutodiffBackend + ember_lm::Backend>(device: &B::Device, atol: f64, rtol: f64) {
+pub fn check_decoder_layer<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol: f64) {
     use ember_lm::nn::TransformerDecoderLayerConfig;
     let text = std::fs::read_to_string(fixture_path("transformer/decoder_manifest.json")).unwrap();
     let cases: Vec<DecoderCase> = serde_json::from_str(&text).unwrap();

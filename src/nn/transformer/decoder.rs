@@ -1,0 +1,221 @@
+//! [`TransformerDecoderLayer`]: PyTorch's `torch.nn.TransformerDecoderLayer` (batch-first).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::Tensor;
+
+use super::{feed_forward, prefixed};
+use crate::io::StateDict;
+use crate::nn::activation::FeedForwardActivation;
+use crate::nn::attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::nn::kv_cache::KvCache;
+use crate::nn::linear::TorchLinear;
+use crate::nn::norm::TorchLayerNorm;
+use crate::{Backend, Error, Result};
+
+/// Configuration of a [`TransformerDecoderLayer`]; the options and defaults of
+/// `torch.nn.TransformerDecoderLayer` (always batch-first).
+#[derive(Config, Debug)]
+pub struct TransformerDecoderLayerConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of attention heads (self- and cross-attention).
+    pub n_heads: usize,
+    /// Width of the feed-forward block. Default 2048.
+    #[config(default = 2048)]
+    pub d_ff: usize,
+    /// Dropout after each block and inside the feed-forward block, only while training. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Feed-forward activation. Default relu.
+    #[config(default = "FeedForwardActivation::Relu")]
+    pub activation: FeedForwardActivation,
+    /// Layer norm before each block (pre-norm) instead of after it. Default false.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// Layer-norm epsilon. Default 1e-5.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Biases in the linear layers and layer norms. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// One Transformer decoder layer, computed as PyTorch's:
+///
+/// ```text
+/// post-norm: x = norm1(x + sa(x));  x = norm2(x + mha(x, memory));  x = norm3(x + ff(x))
+/// pre-norm:  x = x + sa(norm1(x));  x = x + mha(norm2(x), memory);  x = x + ff(norm3(x))
+/// ```
+///
+/// Field names follow PyTorch's state dict (`self_attn.*`, `multihead_attn.*`, `linear1.*`,
+/// `linear2.*`, `norm1.*` to `norm3.*`); [`TransformerDecoderLayer::load_state_dict`] loads one.
+#[derive(Module, Debug)]
+pub struct TransformerDecoderLayer<B: Backend> {
+    /// Self-attention over the target.
+    pub self_attn: MultiHeadAttention<B>,
+    /// Cross-attention from the target to the memory.
+    pub multihead_attn: MultiHeadAttention<B>,
+    /// First feed-forward linear, `[d_ff, d_model]`.
+    pub linear1: TorchLinear<B>,
+    /// Second feed-forward linear, `[d_model, d_ff]`.
+    pub linear2: TorchLinear<B>,
+    /// Norm around self-attention.
+    pub norm1: TorchLayerNorm<B>,
+    /// Norm around cross-attention.
+    pub norm2: TorchLayerNorm<B>,
+    /// Norm around the feed-forward block.
+    pub norm3: TorchLayerNorm<B>,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: FeedForwardActivation,
+    norm_first: bool,
+}
+
+impl TransformerDecoderLayerConfig {
+    /// Builds the layer, or an [`Error::Config`] for invalid sizes or dropout.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerDecoderLayer<B>> {
+        if self.d_ff == 0 {
+            return Err(Error::Config {
+                module: "TransformerDecoderLayerConfig",
+                message: "d_ff must be positive, found 0".into(),
+            });
+        }
+        crate::nn::check_param_size(
+            "TransformerDecoderLayerConfig",
+            "linear1 (d_ff × d_model)",
+            &[self.d_ff, self.d_model],
+        )?;
+        let attention = || {
+            MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
+                .with_dropout(self.dropout)
+                .with_bias(self.bias)
+                .init(device)
+        };
+        let (d, ff, eps) = (self.d_model, self.d_ff, self.layer_norm_eps);
+        Ok(TransformerDecoderLayer {
+            self_attn: attention()?,
+            multihead_attn: attention()?,
+            linear1: TorchLinear::new(d, ff, self.bias, device),
+            linear2: TorchLinear::new(ff, d, self.bias, device),
+            norm1: TorchLayerNorm::new(d, eps, self.bias, device),
+            norm2: TorchLayerNorm::new(d, eps, self.bias, device),
+            norm3: TorchLayerNorm::new(d, eps, self.bias, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            norm_first: self.norm_first,
+        })
+    }
+}
+
+impl<B: Backend> TransformerDecoderLayer<B> {
+    /// # Shapes
+    /// - `x`: `[batch, tgt_len, d_model]`; `memory`: `[batch, src_len, d_model]`
+    /// - `self_masks`: key length `tgt_len` (usually `causal: true`); `cross_masks`: key length
+    ///   `src_len` (usually the source padding)
+    /// - output: `[batch, tgt_len, d_model]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        memory: Tensor<B, 3>,
+        self_masks: &AttentionMasks<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let memory = self.multihead_attn.project_memory(memory.clone(), memory)?;
+        self.block(
+            x,
+            |h| Ok(self.self_attn.forward_self(h, self_masks, false)?.0),
+            &memory,
+            cross_masks,
+        )
+    }
+
+    /// The layer over new target positions, attending to them and to the positions in `cache`
+    /// (which it extends), and to a memory projected once by [`Self::project_memory`]:
+    /// incremental decoding.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        memory: &AttentionMemory<B>,
+        cache: &mut KvCache<B>,
+        self_masks: &AttentionMasks<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.block(
+            x,
+            |h| self.self_attn.forward_cached(h, cache, self_masks),
+            memory,
+            cross_masks,
+        )
+    }
+
+    /// The cross-attention keys and values of `memory` (`[batch, src_len, d_model]`).
+    pub fn project_memory(&self, memory: Tensor<B, 3>) -> Result<AttentionMemory<B>> {
+        self.multihead_attn.project_memory(memory.clone(), memory)
+    }
+
+    fn block(
+        &self,
+        x: Tensor<B, 3>,
+        self_attention: impl FnOnce(Tensor<B, 3>) -> Result<Tensor<B, 3>>,
+        memory: &AttentionMemory<B>,
+        cross_masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let sa = |x| -> Result<Tensor<B, 3>> { Ok(self.dropout.forward(self_attention(x)?)) };
+        let ca = |x: Tensor<B, 3>| -> Result<Tensor<B, 3>> {
+            let (y, _) = self
+                .multihead_attn
+                .forward_memory(x, memory, cross_masks, false)?;
+            Ok(self.dropout.forward(y))
+        };
+        let ff = |x: Tensor<B, 3>| {
+            let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+            self.dropout.forward(y)
+        };
+        if self.norm_first {
+            let x = x.clone() + sa(self.norm1.apply(x))?;
+            let x = x.clone() + ca(self.norm2.apply(x))?;
+            Ok(x.clone() + ff(self.norm3.apply(x)))
+        } else {
+            let x = self.norm1.apply(x.clone() + sa(x)?);
+            let x = self.norm2.apply(x.clone() + ca(x)?);
+            Ok(self.norm3.apply(x.clone() + ff(x)))
+        }
+    }
+
+    /// PyTorch's key names of this layer's parameters with their shapes.
+    pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
+        let mut keys = prefixed(self.self_attn.pytorch_keys(), "self_attn.");
+        keys.extend(prefixed(self.multihead_attn.pytorch_keys(), "multihead_attn."));
+        keys.extend(self.linear1.keys("linear1"));
+        keys.extend(self.linear2.keys("linear2"));
+        keys.extend(self.norm1.keys("norm1"));
+        keys.extend(self.norm2.keys("norm2"));
+        keys.extend(self.norm3.keys("norm3"));
+        keys
+    }
+
+    /// Loads the state dict of a `torch.nn.TransformerDecoderLayer` (keys under `prefix`). A
+    /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        dict.check_exact(prefix, &self.pytorch_keys())?;
+        Ok(Self {
+            self_attn: self
+                .self_attn
+                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            multihead_attn: self
+                .multihead_attn
+                .load_state_dict(dict, &format!("{prefix}multihead_attn."))?,
+            linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
+            linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
+            norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
+            norm2: self.norm2.load(dict, &format!("{prefix}norm2"))?,
+            norm3: self.norm3.load(dict, &format!("{prefix}norm3"))?,
+            ..self
+        })
+    }
+}

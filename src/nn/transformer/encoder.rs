@@ -1,0 +1,174 @@
+//! [`TransformerEncoderLayer`]: PyTorch's `torch.nn.TransformerEncoderLayer` (batch-first).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::Tensor;
+
+use super::{feed_forward, prefixed};
+use crate::io::StateDict;
+use crate::nn::activation::FeedForwardActivation;
+use crate::nn::attention::{AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::nn::kv_cache::KvCache;
+use crate::nn::linear::TorchLinear;
+use crate::nn::norm::TorchLayerNorm;
+use crate::{Backend, Error, Result};
+
+/// Configuration of a [`TransformerEncoderLayer`]; the options and defaults of
+/// `torch.nn.TransformerEncoderLayer` (always batch-first).
+#[derive(Config, Debug)]
+pub struct TransformerEncoderLayerConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of attention heads.
+    pub n_heads: usize,
+    /// Width of the feed-forward block. Default 2048.
+    #[config(default = 2048)]
+    pub d_ff: usize,
+    /// Dropout after attention, inside and after the feed-forward block, only while training.
+    /// Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Feed-forward activation. Default relu.
+    #[config(default = "FeedForwardActivation::Relu")]
+    pub activation: FeedForwardActivation,
+    /// Layer norm before each block (pre-norm) instead of after it. Default false.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// Layer-norm epsilon. Default 1e-5.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Biases in the linear layers and layer norms. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// One Transformer encoder layer, computed as PyTorch's:
+///
+/// ```text
+/// post-norm: x = norm1(x + dropout(self_attn(x)));  x = norm2(x + dropout(ff(x)))
+/// pre-norm:  x = x + dropout(self_attn(norm1(x)));  x = x + dropout(ff(norm2(x)))
+/// ff(x) = linear2(dropout(act(linear1(x))))
+/// ```
+///
+/// Field names follow PyTorch's state dict (`self_attn.*`, `linear1.*`, `linear2.*`, `norm1.*`,
+/// `norm2.*`); [`TransformerEncoderLayer::load_state_dict`] loads one.
+#[derive(Module, Debug)]
+pub struct TransformerEncoderLayer<B: Backend> {
+    /// Self-attention.
+    pub self_attn: MultiHeadAttention<B>,
+    /// First feed-forward linear, `[d_ff, d_model]`.
+    pub linear1: TorchLinear<B>,
+    /// Second feed-forward linear, `[d_model, d_ff]`.
+    pub linear2: TorchLinear<B>,
+    /// Norm around attention.
+    pub norm1: TorchLayerNorm<B>,
+    /// Norm around the feed-forward block.
+    pub norm2: TorchLayerNorm<B>,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: FeedForwardActivation,
+    norm_first: bool,
+}
+
+impl TransformerEncoderLayerConfig {
+    /// Builds the layer, or an [`Error::Config`] for invalid sizes or dropout.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerEncoderLayer<B>> {
+        if self.d_ff == 0 {
+            return Err(Error::Config {
+                module: "TransformerEncoderLayerConfig",
+                message: "d_ff must be positive, found 0".into(),
+            });
+        }
+        crate::nn::check_param_size(
+            "TransformerEncoderLayerConfig",
+            "linear1 (d_ff × d_model)",
+            &[self.d_ff, self.d_model],
+        )?;
+        let self_attn = MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
+            .with_dropout(self.dropout)
+            .with_bias(self.bias)
+            .init(device)?;
+        let (d, ff) = (self.d_model, self.d_ff);
+        Ok(TransformerEncoderLayer {
+            self_attn,
+            linear1: TorchLinear::new(d, ff, self.bias, device),
+            linear2: TorchLinear::new(ff, d, self.bias, device),
+            norm1: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
+            norm2: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            norm_first: self.norm_first,
+        })
+    }
+}
+
+impl<B: Backend> TransformerEncoderLayer<B> {
+    /// # Shapes
+    /// - `x`: `[batch, time, d_model]`; masks as in [`AttentionMasks`] with `key_len = time`
+    /// - output: `[batch, time, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>, masks: &AttentionMasks<B>) -> Result<Tensor<B, 3>> {
+        self.block(x, |h| Ok(self.self_attn.forward_self(h, masks, false)?.0))
+    }
+
+    /// The layer over new positions, attending to them and to the positions in `cache`, which
+    /// it extends (incremental decoding; see [`MultiHeadAttention::forward_cached`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, new, d_model]`; output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        masks: &AttentionMasks<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.block(x, |h| self.self_attn.forward_cached(h, cache, masks))
+    }
+
+    /// The residual block around a given attention.
+    fn block(
+        &self,
+        x: Tensor<B, 3>,
+        attention: impl FnOnce(Tensor<B, 3>) -> Result<Tensor<B, 3>>,
+    ) -> Result<Tensor<B, 3>> {
+        let attend = |x| -> Result<Tensor<B, 3>> { Ok(self.dropout.forward(attention(x)?)) };
+        if self.norm_first {
+            let x = x.clone() + attend(self.norm1.apply(x))?;
+            Ok(x.clone() + self.feed_forward(self.norm2.apply(x)))
+        } else {
+            let x = self.norm1.apply(x.clone() + attend(x)?);
+            Ok(self.norm2.apply(x.clone() + self.feed_forward(x)))
+        }
+    }
+
+    fn feed_forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+        self.dropout.forward(y)
+    }
+
+    /// PyTorch's key names of this layer's parameters with their shapes.
+    pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
+        let mut keys = prefixed(self.self_attn.pytorch_keys(), "self_attn.");
+        keys.extend(self.linear1.keys("linear1"));
+        keys.extend(self.linear2.keys("linear2"));
+        keys.extend(self.norm1.keys("norm1"));
+        keys.extend(self.norm2.keys("norm2"));
+        keys
+    }
+
+    /// Loads the state dict of a `torch.nn.TransformerEncoderLayer` (keys under `prefix`). A
+    /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
+    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
+        dict.check_exact(prefix, &self.pytorch_keys())?;
+        Ok(Self {
+            self_attn: self
+                .self_attn
+                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
+            linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
+            linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
+            norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
+            norm2: self.norm2.load(dict, &format!("{prefix}norm2"))?,
+            ..self
+        })
+    }
+}
