@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
 use super::composed::{sigmoid, step_masks};
-use super::host::{Saved, SavedSequence};
+use super::saved::{Saved, SavedSequence};
 use super::{Backend, CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
 
 /// What the backward pass reads: the arguments and, per step (by time index), the gates and the

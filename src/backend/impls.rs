@@ -108,13 +108,13 @@ impl super::Backend for burn::backend::Wgpu {
         grads: super::SequenceOutputGrads<Self>,
     ) -> super::SequenceGrads<Self> {
         if !saved.doubled {
-            return super::host::backward(saved, grads);
+            return super::saved::backward(saved, grads);
         }
         // The second row's outputs were dropped: their gradient is zero, so the weight gradients
         // are those of the first row alone.
         let pad3 = |t: Tensor<Self, 3>| Tensor::cat(vec![t.clone(), t.zeros_like()], 0);
         let pad2 = |t: Tensor<Self, 2>| Tensor::cat(vec![t.clone(), t.zeros_like()], 0);
-        let g = super::host::backward(
+        let g = super::saved::backward(
             saved,
             super::SequenceOutputGrads {
                 output: pad3(grads.output),

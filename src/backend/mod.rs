@@ -43,12 +43,13 @@ mod composed;
 mod device;
 mod host;
 mod impls;
+mod saved;
 
 use burn::tensor::Tensor;
 
 pub use composed::forward as composed_sequence;
 pub use device::device_sequence_saved;
-pub use host::SavedSequence;
+pub use saved::SavedSequence;
 
 /// The fused CPU kernel as a [`Backend::recurrent_sequence`] implementation, for any backend
 /// whose tensors live in host memory (it reads them with [`Backend::host_data`]).
@@ -221,6 +222,6 @@ pub trait Backend: burn::tensor::backend::Backend {
         saved: SavedSequence<Self>,
         grads: SequenceOutputGrads<Self>,
     ) -> SequenceGrads<Self> {
-        host::backward(saved, grads)
+        saved::backward(saved, grads)
     }
 }

@@ -1,0 +1,214 @@
+//! The host kernel's arithmetic: the float types it runs in (with a fast f32 `exp`), the GEMM
+//! wrapper, tiled transposes, and the sharding of a batch over threads.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The float types the kernel runs in. f32 uses branch-free approximations of `exp` that the
+/// compiler vectorises (absolute error about 1e-7); f64 uses the standard library, so that
+/// finite-difference checks on f64 stay exact.
+pub(crate) trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + burn::tensor::Element
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn sigmoid(self) -> Self;
+    fn tanh(self) -> Self;
+    fn relu(self) -> Self {
+        if self > Self::ZERO { self } else { Self::ZERO }
+    }
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + fast_exp(-self))
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        2.0 / (1.0 + fast_exp(-2.0 * self)) - 1.0
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+}
+
+/// `e^x` in f32 without branches: `x = n ln2 + r` with `|r| <= ln2 / 2` (rounding by the
+/// 1.5·2²³ trick), a degree-6 Taylor polynomial for `e^r` (error < 2e-7), and `2^n` built in the
+/// exponent bits. Inputs are clamped to the finite range.
+#[inline(always)]
+pub(super) fn fast_exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    p * scale
+}
+
+/// `dst (m×n, row stride ldd) = [dst +] lhs × rhs`, each operand given by row and column strides.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    ldd: usize,
+    accumulate: bool,
+    lhs: (&[T], usize, usize),
+    rhs: (&[T], usize, usize),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for row in dst.chunks_mut(ldd).take(m) {
+                row[..n].fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * ldd + n, "gemm destination too small");
+    let parallelism = if parallel && m * n * k >= 1 << 18 {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the strides describe matrices inside the given slices (checked by the callers'
+    // buffer sizes and the assertion above); dst does not alias lhs or rhs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ldd as isize,
+            accumulate,
+            lhs.0.as_ptr(),
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0.as_ptr(),
+            rhs.2 as isize,
+            rhs.1 as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Splits the batch into one shard per thread when the recurrence is large enough to pay for it,
+/// and runs `f` on each shard's row range.
+pub(super) fn for_shards(rows: usize, work_per_row: usize, f: impl Fn(std::ops::Range<usize>) + Sync + Send) {
+    let threads = rayon::current_num_threads().min(rows);
+    if threads < 2 || rows * work_per_row < 1 << 20 {
+        f(0..rows);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    (0..threads)
+        .into_par_iter()
+        .for_each(|s| f(s * per..((s + 1) * per).min(rows)));
+}
+
+/// A raw pointer that shards of a parallel loop may share (each writes its own rows only).
+#[derive(Clone, Copy)]
+pub(super) struct Shared<T>(pub(super) *mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+impl<T> Shared<T> {
+    /// # Safety
+    /// `offset..offset+len` is inside the buffer and no other thread touches it meanwhile.
+    pub(super) unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
+    }
+}
+
+/// The transpose of a row-major `[rows, cols]` matrix, row-major `[cols, rows]`, in 16×16 tiles
+/// so that both the reads and the writes stay in cache.
+pub(super) fn transpose<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 16;
+    let mut out = vec![T::ZERO; rows * cols];
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(rows) {
+                for j in j0..(j0 + TILE).min(cols) {
+                    out[j * rows + i] = m[i * cols + j];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dst = a + b`, elementwise.
+#[inline(always)]
+pub(super) fn add_into<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+        *d = *x + *y;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matmul;
+
+    /// The GEMM wrapper against a naive triple loop, in f64, with transposed operands and
+    /// accumulation, at sizes where gemm picks different kernels.
+    #[test]
+    fn matmul_matches_naive_loops() {
+        for &(m, n, k) in &[(3, 5, 7), (8, 160, 40), (16, 256, 64), (64, 64, 256)] {
+            let a: Vec<f64> = (0..m * k)
+                .map(|v| ((v * 7919 % 1000) as f64 / 500.0) - 1.0)
+                .collect();
+            let b: Vec<f64> = (0..k * n)
+                .map(|v| ((v * 104_729 % 1000) as f64 / 500.0) - 1.0)
+                .collect();
+            // lhs row-major [m, k]; rhs given as its transpose [n, k] (column stride k).
+            let mut dst = vec![0.5; m * n];
+            matmul(m, n, k, &mut dst, n, true, (&a, k, 1), (&b, 1, k), true);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = 0.5 + (0..k).map(|l| a[i * k + l] * b[j * k + l]).sum::<f64>();
+                    let got = dst[i * n + j];
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "({m},{n},{k})[{i},{j}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
