@@ -130,18 +130,66 @@ fn step_dir(run_dir: &Path, step: u64) -> PathBuf {
     checkpoints_dir(run_dir).join(format!("step-{step:08}"))
 }
 
-/// A checkpoint's files: `(name, bytes)`.
-pub(crate) type Blobs = Vec<(String, Vec<u8>)>;
+/// What a checkpoint holds besides its manifest, by role. Only this file knows the file names.
+pub(crate) struct Contents {
+    /// The model record.
+    pub model: Vec<u8>,
+    /// The optimizer state of each parameter group.
+    pub optimizer: Vec<Vec<u8>>,
+    /// The task's carried state (truncated BPTT), if any.
+    pub carry: Option<Vec<u8>>,
+}
 
-/// Writes a checkpoint: every blob atomically, then the manifest (atomically, last).
-pub(crate) fn write(run_dir: &Path, mut manifest: Manifest, blobs: Blobs) -> Result<PathBuf> {
+const MODEL_FILE: &str = "model.bin";
+const CARRY_FILE: &str = "carry.bin";
+
+fn optimizer_file(group: usize) -> String {
+    format!("optimizer-{group}.bin")
+}
+
+impl Contents {
+    /// `(file name, bytes)` in the order they are written.
+    fn into_files(self) -> Vec<(String, Vec<u8>)> {
+        let mut files = vec![(MODEL_FILE.to_string(), self.model)];
+        files.extend(
+            self.optimizer
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| (optimizer_file(i), b)),
+        );
+        files.extend(self.carry.map(|c| (CARRY_FILE.to_string(), c)));
+        files
+    }
+
+    /// The contents of a checkpoint's checked files; `model.bin` must be among them.
+    fn from_files(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        let mut take = |name: &str| {
+            let i = files.iter().position(|(n, _)| n == name)?;
+            Some(files.swap_remove(i).1)
+        };
+        let model = take(MODEL_FILE).ok_or_else(|| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!("{MODEL_FILE} is not listed in the manifest"),
+        })?;
+        let optimizer = (0..).map_while(|i| take(&optimizer_file(i))).collect();
+        let carry = take(CARRY_FILE);
+        Ok(Self {
+            model,
+            optimizer,
+            carry,
+        })
+    }
+}
+
+/// Writes a checkpoint: every file atomically, then the manifest (atomically, last).
+pub(crate) fn write(run_dir: &Path, mut manifest: Manifest, contents: Contents) -> Result<PathBuf> {
     let dir = step_dir(run_dir, manifest.position.step);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Save {
         path: dir.clone(),
         message: e.to_string(),
     })?;
     manifest.files.clear();
-    for (name, bytes) in blobs {
+    for (name, bytes) in contents.into_files() {
         atomic_write(&dir.join(&name), &bytes)?;
         manifest.files.push(FileEntry {
             name,
@@ -159,7 +207,7 @@ pub(crate) fn write(run_dir: &Path, mut manifest: Manifest, blobs: Blobs) -> Res
 }
 
 /// Reads a checkpoint's manifest and files, checking every size and checksum.
-pub(crate) fn read(dir: &Path) -> Result<(Manifest, Blobs)> {
+pub(crate) fn read(dir: &Path) -> Result<(Manifest, Contents)> {
     let bad = |message: String| Error::Checkpoint {
         path: dir.to_path_buf(),
         message,
@@ -178,7 +226,7 @@ pub(crate) fn read(dir: &Path) -> Result<(Manifest, Blobs)> {
             manifest.format
         )));
     }
-    let mut blobs = Vec::new();
+    let mut files = Vec::new();
     for f in &manifest.files {
         let bytes = std::fs::read(dir.join(&f.name)).map_err(|e| bad(format!("{}: {e}", f.name)))?;
         if bytes.len() as u64 != f.bytes {
@@ -196,9 +244,10 @@ pub(crate) fn read(dir: &Path) -> Result<(Manifest, Blobs)> {
                 f.name, f.crc32c
             )));
         }
-        blobs.push((f.name.clone(), bytes));
+        files.push((f.name.clone(), bytes));
     }
-    Ok((manifest, blobs))
+    let contents = Contents::from_files(dir, files)?;
+    Ok((manifest, contents))
 }
 
 /// Every `step-N` directory under `run_dir`, complete or not, as `(step, dir)` sorted by step.
@@ -292,25 +341,13 @@ pub(crate) fn shapes_diff(saved: &[ParamShape], model: &[ParamShape]) -> Option<
     )
 }
 
-/// The bytes of the checkpoint file `name`, which the manifest must list.
-pub(crate) fn blob<'a>(dir: &Path, blobs: &'a Blobs, name: &str) -> Result<&'a [u8]> {
-    blobs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, b)| b.as_slice())
-        .ok_or_else(|| Error::Checkpoint {
-            path: dir.to_path_buf(),
-            message: format!("{name} is not listed in the manifest"),
-        })
-}
-
 /// `model` with the parameters of a checkpoint's `model.bin`, after checking that the manifest
 /// lists this model's parameters, that the file decodes to exactly those (a foreign `model.bin`
 /// with an updated manifest is refused), and that every value is finite.
 pub(crate) fn restore_model<B: Backend, M: Module<B>>(
     dir: &Path,
     manifest: &Manifest,
-    blobs: &Blobs,
+    bytes: &[u8],
     model: M,
     device: &B::Device,
 ) -> Result<M> {
@@ -323,18 +360,18 @@ pub(crate) fn restore_model<B: Backend, M: Module<B>>(
             "its parameters are not this model's (another architecture or configuration?): {diff}"
         )));
     }
-    let bytes = blob(dir, blobs, "model.bin")?;
-    let record = record::decode::<B, M::Record>(bytes, device).map_err(|e| bad(format!("model.bin {e}")))?;
+    let record =
+        record::decode::<B, M::Record>(bytes, device).map_err(|e| bad(format!("{MODEL_FILE} {e}")))?;
     let model = catch_unwind(AssertUnwindSafe(|| model.load_record(record)))
-        .map_err(|_| bad("model.bin does not fit this model".into()))?;
+        .map_err(|_| bad(format!("{MODEL_FILE} does not fit this model")))?;
     if let Some(diff) = shapes_diff(&manifest.params, &param_shapes::<B, M>(&model)) {
         return Err(bad(format!(
-            "model.bin does not hold the parameters its manifest lists: {diff}"
+            "{MODEL_FILE} does not hold the parameters its manifest lists: {diff}"
         )));
     }
     if let Some(path) = first_non_finite::<B, M>(&model) {
         return Err(Error::NotFinite {
-            what: format!("parameter `{path}` of {}", dir.join("model.bin").display()),
+            what: format!("parameter `{path}` of {}", dir.join(MODEL_FILE).display()),
         });
     }
     Ok(model)
@@ -352,6 +389,6 @@ pub fn load_model<B: Backend, M: Module<B>>(
     device: &B::Device,
 ) -> Result<M> {
     let dir = resolve(path.as_ref())?;
-    let (manifest, blobs) = read(&dir)?;
-    restore_model(&dir, &manifest, &blobs, model, device)
+    let (manifest, contents) = read(&dir)?;
+    restore_model(&dir, &manifest, &contents.model, model, device)
 }

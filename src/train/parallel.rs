@@ -23,7 +23,6 @@ mod imp {
     use burn_collective::{CollectiveConfig, PeerId, ReduceOperation};
 
     use crate::data::Batches;
-    use crate::train::config::ProgressMode;
     use crate::train::task::Task;
     use crate::train::trainer::{FitReport, Shard, Trainer};
     use crate::{Error, Result};
@@ -174,10 +173,6 @@ mod imp {
                         let config = CollectiveConfig::default().with_num_devices(world);
                         burn_collective::register::<B::InnerBackend>(peer, device.clone(), config)
                             .map_err(|e| err("register", e))?;
-                        if rank > 0 {
-                            trainer.config.run_dir = None;
-                            trainer.config.progress = ProgressMode::Off;
-                        }
                         let mut mapper = Broadcast {
                             peer,
                             root: rank == 0,
@@ -187,9 +182,8 @@ mod imp {
                         if let Some(e) = mapper.error {
                             return Err(e);
                         }
-                        trainer.shard = Shard { rank, world };
                         let valid = valid.map(|v| v as &dyn Batches<T::Batch>);
-                        let report = trainer.fit(train, valid);
+                        let report = trainer.fit_shard(train, valid, Shard { rank, world });
                         let _ = burn_collective::finish_collective::<B::InnerBackend>(peer);
                         Ok((report?, trainer.into_model()))
                     })

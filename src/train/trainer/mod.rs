@@ -1,23 +1,27 @@
-//! [`Trainer`]: the loop.
+//! [`Trainer`]: the loop. One optimizer step is in `step.rs`, validation in `validation.rs`,
+//! checkpoint writing in `save.rs`.
+
+mod save;
+mod step;
+mod validation;
+
+use save::prepare_run_dir;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
-use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{self, Manifest, Position, Tracker};
-use super::config::{NonFinitePolicy, TrainerConfig};
+use super::checkpoint::{self, Position, Tracker};
+use super::config::{ProgressMode, TrainerConfig};
 use super::logging::RunLog;
 use super::metrics::{MetricRow, Window};
 use super::plot::plot_losses;
-use super::task::{BatchStats, Task};
-use crate::data::{Batches, SplitMix64};
-use crate::io::{atomic_write, record};
-use crate::optim::{LrSchedule, LrScheduler, ModelOptimizer, OptimizerConfig, PlateauMode};
+use super::task::Task;
+use crate::data::Batches;
+use crate::io::record;
+use crate::optim::{LrSchedule, LrScheduler, ModelOptimizer, OptimizerConfig};
 use crate::{Error, Result};
 
 /// What one optimizer step did, for [`Hook::on_step`].
@@ -92,8 +96,6 @@ pub struct Trainer<B: AutodiffBackend, T: Task<B>> {
     tracker: Tracker,
     carry: Option<T::Carry>,
     hooks: Vec<Box<dyn Hook>>,
-    /// This replica's share of each epoch in data-parallel training (rank 0 of 1 otherwise).
-    pub(crate) shard: Shard,
 }
 
 /// Which replica this trainer is in data-parallel training: it reads batches
@@ -131,7 +133,6 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             tracker: Tracker::default(),
             carry: None,
             hooks: Vec::new(),
-            shard: Shard { rank: 0, world: 1 },
         })
     }
 
@@ -182,7 +183,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
     /// an error leaves the trainer as it was.
     pub fn resume(mut self, path: impl AsRef<Path>) -> Result<Self> {
         let dir = checkpoint::resolve(path.as_ref())?;
-        let (manifest, blobs) = checkpoint::read(&dir)?;
+        let (manifest, contents) = checkpoint::read(&dir)?;
         let bad = |message: String| Error::Checkpoint {
             path: dir.clone(),
             message,
@@ -201,17 +202,21 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 self.optim.config()
             )));
         }
-        let model = checkpoint::restore_model(&dir, &manifest, &blobs, self.model().clone(), &self.device)?;
-        let blob = |name: &str| blobs.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone());
-        let groups: Vec<Vec<u8>> = (0..).map_while(|i| blob(&format!("optimizer-{i}.bin"))).collect();
+        let model = checkpoint::restore_model(
+            &dir,
+            &manifest,
+            &contents.model,
+            self.model().clone(),
+            &self.device,
+        )?;
         let fresh = self.optimizer_config().init::<B, T::Model>(&model)?;
         let optim = fresh
-            .load_state_bytes(groups, &self.device)
+            .load_state_bytes(contents.optimizer, &self.device)
             .map_err(|e| bad(format!("optimizer state: {e}")))?;
-        let carry = match blob("carry.bin") {
+        let carry = match contents.carry {
             Some(bytes) => Some(
                 record::decode::<B, T::Carry>(&bytes, &self.device)
-                    .map_err(|e| bad(format!("carry.bin {e}")))?,
+                    .map_err(|e| bad(format!("carry state {e}")))?,
             ),
             None => None,
         };
@@ -238,24 +243,37 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         train: &dyn Batches<T::Batch>,
         valid: Option<&dyn Batches<T::Batch>>,
     ) -> Result<FitReport> {
+        self.fit_shard(train, valid, Shard { rank: 0, world: 1 })
+    }
+
+    /// [`fit`](Self::fit) as replica `shard.rank` of `shard.world` in data-parallel training:
+    /// it reads every `world`-th batch and all-reduces its gradients; only rank 0 writes the run
+    /// directory and shows progress.
+    pub(crate) fn fit_shard(
+        &mut self,
+        train: &dyn Batches<T::Batch>,
+        valid: Option<&dyn Batches<T::Batch>>,
+        shard: Shard,
+    ) -> Result<FitReport> {
         self.config.validate()?;
         if train.num_batches() == 0 {
             return Err(Error::Data("the training data has no batches".into()));
         }
         // Each replica takes every `world`-th batch; a tail shorter than `world` is left out of
         // the epoch so that all replicas take the same number of steps.
-        let n = train.num_batches() / self.shard.world;
+        let n = train.num_batches() / shard.world;
         if n == 0 {
             return Err(Error::Data(format!(
                 "{} training batches cannot feed {} data-parallel replicas",
                 train.num_batches(),
-                self.shard.world
+                shard.world
             )));
         }
         if valid.is_some_and(|v| v.num_batches() == 0) {
             return Err(Error::Data("the validation data has no batches".into()));
         }
-        let run_dir = self.config.run_dir.clone();
+        let writer = shard.rank == 0;
+        let run_dir = self.config.run_dir.clone().filter(|_| writer);
         if let Some(dir) = &run_dir {
             prepare_run_dir(dir, &self.config, self.optim.config(), &self.task.config_json())?;
         }
@@ -270,7 +288,11 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         let mut log = RunLog::open(
             run_dir.as_deref(),
             self.config.tensorboard,
-            self.config.progress,
+            if writer {
+                self.config.progress
+            } else {
+                ProgressMode::Off
+            },
             total,
             self.pos.step,
         )?;
@@ -299,7 +321,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 break;
             }
             let step_start = Instant::now();
-            let info = self.train_step(train, n, &mut window)?;
+            let info = self.train_step(train, n, shard, &mut window)?;
             window.time += step_start.elapsed();
             last_lr = info.lr;
             log.set_position(self.pos.step);
@@ -405,238 +427,4 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         report.best = self.tracker.best_step.zip(self.tracker.best);
         Ok(report)
     }
-
-    /// One optimizer step: up to `grad_accum` micro-batches, clipping, the non-finite policy, the
-    /// update, the schedule.
-    fn train_step(
-        &mut self,
-        train: &dyn Batches<T::Batch>,
-        n: usize,
-        window: &mut Window,
-    ) -> Result<StepInfo> {
-        if self.pos.batch_index == 0 {
-            self.carry = None;
-        }
-        let epoch = self.pos.epoch;
-        let group = self.config.grad_accum.min(n - self.pos.batch_index);
-        let mut accumulator = GradientsAccumulator::<T::Model>::new();
-        let mut stats = Vec::with_capacity(group);
-        let mut non_finite_loss = None;
-        let model = self.model.as_ref().expect("model present between steps");
-        for _ in 0..group {
-            // Dropout and any other backend randomness: a pure function of (seed, micro-batch).
-            B::seed(
-                &self.device,
-                SplitMix64::derive(self.config.seed, &[0xD0, self.pos.micro_step]).next_u64(),
-            );
-            let index = self.pos.batch_index * self.shard.world + self.shard.rank;
-            let batch = train.get(epoch, index, self.config.seed)?;
-            let out = self.task.train_step(model, &batch, self.carry.take())?;
-            let loss: f64 = out.loss.clone().into_scalar().elem();
-            if !loss.is_finite() && non_finite_loss.is_none() {
-                non_finite_loss = Some(loss);
-            }
-            stats.push(BatchStats {
-                loss,
-                items: out.items,
-                correct: out.correct,
-            });
-            // Averaged over the micro-batches of this step, partial groups included.
-            let grads = out.loss.div_scalar(group as f64).backward();
-            accumulator.accumulate::<B>(model, GradientsParams::from_grads(grads, model));
-            self.carry = out.carry.map(|c| self.task.detach_carry(c));
-            self.pos.batch_index += 1;
-            self.pos.micro_step += 1;
-        }
-        let mut grads = accumulator.grads();
-        let mut mean_loss = stats.iter().map(|s| s.loss).sum::<f64>() / group as f64;
-        if self.shard.world > 1 {
-            // Every replica leaves with the mean gradient and the mean loss, so all of them take
-            // the same decisions (clipping, the non-finite policy) and the same update.
-            (grads, mean_loss) = super::parallel::all_reduce::<B, T::Model>(
-                &self.device,
-                self.shard.rank,
-                model,
-                grads,
-                mean_loss,
-            )?;
-            if !mean_loss.is_finite() && non_finite_loss.is_none() {
-                non_finite_loss = Some(mean_loss);
-            }
-        }
-        let grad_norm = self.optim.clip(model, &mut grads);
-        let lr = self.scheduler.step();
-        let step = self.pos.step;
-        let problem = match non_finite_loss {
-            Some(v) => Some(("loss", v)),
-            None if !grad_norm.is_finite() => Some(("gradient norm", grad_norm)),
-            None => None,
-        };
-        let skipped = problem.is_some();
-        match problem {
-            Some((what, value)) => match self.config.non_finite {
-                NonFinitePolicy::Error => {
-                    return Err(Error::NonFinite { what, value, step });
-                }
-                NonFinitePolicy::Skip => {
-                    self.tracker.skipped_steps += 1;
-                    // The carried state came from the bad batch.
-                    self.carry = None;
-                }
-            },
-            None => {
-                let model = self.model.take().expect("model present between steps");
-                self.model = Some(self.optim.step(lr, model, grads));
-                for s in stats {
-                    window.add(s);
-                }
-                window.add_step(grad_norm);
-            }
-        }
-        self.pos.step += 1;
-        if self.pos.batch_index >= n {
-            self.pos.epoch += 1;
-            self.pos.batch_index = 0;
-        }
-        Ok(StepInfo {
-            step: self.pos.step,
-            epoch,
-            loss: mean_loss,
-            lr,
-            grad_norm,
-            skipped,
-        })
-    }
-
-    fn finish_row(&self, mut row: MetricRow, started: Instant) -> MetricRow {
-        row.skipped_steps = self.tracker.skipped_steps;
-        row.elapsed = started.elapsed().as_secs_f64();
-        row
-    }
-
-    /// Validates on the inner backend, reports the metric to a plateau schedule, updates the best
-    /// value and the early-stopping count. Returns `(row, improved, stop)`.
-    fn validate_and_track(
-        &mut self,
-        valid: &dyn Batches<T::Batch>,
-        started: Instant,
-    ) -> Result<(MetricRow, bool, bool)> {
-        let t0 = Instant::now();
-        let inner = self.model().valid();
-        let count = self
-            .config
-            .valid_batches
-            .map_or(valid.num_batches(), |c| c.min(valid.num_batches()));
-        let mut window = Window::default();
-        let mut carry = None;
-        for i in 0..count {
-            let batch = valid.get(0, i, self.config.seed)?;
-            let (stats, next) = self.task.valid_step(&inner, &batch, carry.take())?;
-            carry = next;
-            window.add(stats);
-        }
-        window.time = t0.elapsed();
-        let row = self.finish_row(window.row("valid", self.pos.step, self.pos.epoch, None), started);
-        let metric = row.get(&self.config.monitor.metric).ok_or_else(|| {
-            Error::Data(format!(
-                "the monitored metric `{}` is not reported by this task",
-                self.config.monitor.metric
-            ))
-        })?;
-        self.scheduler.report(metric);
-        let mode = self.config.monitor.mode;
-        let min_delta = self.config.early_stopping.map_or(0.0, |e| e.min_delta);
-        let improved = metric.is_finite()
-            && match self.tracker.best {
-                None => true,
-                Some(best) => match mode {
-                    PlateauMode::Min => metric < best - min_delta,
-                    PlateauMode::Max => metric > best + min_delta,
-                },
-            };
-        if improved {
-            self.tracker.best = Some(metric);
-            self.tracker.best_step = Some(self.pos.step);
-            self.tracker.bad_validations = 0;
-        } else {
-            self.tracker.bad_validations += 1;
-        }
-        let stop = self
-            .config
-            .early_stopping
-            .is_some_and(|e| self.tracker.bad_validations >= e.patience.max(1));
-        Ok((row, improved, stop))
-    }
-
-    fn save_checkpoint(
-        &mut self,
-        run_dir: &Path,
-        last_valid: Option<&MetricRow>,
-        last_valid_step: Option<u64>,
-    ) -> Result<PathBuf> {
-        let save_err = |message: String| Error::Save {
-            path: run_dir.to_path_buf(),
-            message,
-        };
-        let mut blobs = vec![(
-            "model.bin".to_string(),
-            record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
-        )];
-        for (i, bytes) in self.optim.state_bytes()?.into_iter().enumerate() {
-            blobs.push((format!("optimizer-{i}.bin"), bytes));
-        }
-        if let Some(carry) = &self.carry {
-            blobs.push((
-                "carry.bin".to_string(),
-                record::encode::<B, _>(carry.clone()).map_err(save_err)?,
-            ));
-        }
-        let metric = (last_valid_step == Some(self.pos.step))
-            .then(|| last_valid.and_then(|r| r.get(&self.config.monitor.metric)))
-            .flatten();
-        let manifest = Manifest {
-            format: checkpoint::FORMAT,
-            position: self.pos,
-            seed: self.config.seed,
-            scheduler: self.scheduler.clone(),
-            optimizer: self.optim.config().clone(),
-            model_config: self.task.config_json(),
-            params: checkpoint::param_shapes::<B, _>(self.model()),
-            tracker: self.tracker.clone(),
-            metric,
-            files: Vec::new(),
-        };
-        let dir = checkpoint::write(run_dir, manifest, blobs)?;
-        checkpoint::prune(run_dir, self.config.keep_last, self.tracker.best_step);
-        Ok(dir)
-    }
-}
-
-/// Creates the run directory, checks that it is writable, and records the configuration.
-fn prepare_run_dir(
-    dir: &Path,
-    config: &TrainerConfig,
-    optim: &OptimizerConfig,
-    model: &serde_json::Value,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Save {
-        path: dir.to_path_buf(),
-        message: format!("cannot create the run directory: {e}"),
-    })?;
-    // A process killed mid-write left its temporary files behind (the files they would have
-    // replaced are intact): remove them, in the run directory and in every checkpoint.
-    crate::io::remove_stale_temporaries(dir);
-    for (_, step_dir) in checkpoint::list_all_dirs(dir) {
-        crate::io::remove_stale_temporaries(&step_dir);
-    }
-    let json = serde_json::json!({
-        "trainer": config,
-        "optimizer": optim,
-        "model": model,
-    });
-    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| Error::Save {
-        path: dir.join("config.json"),
-        message: e.to_string(),
-    })?;
-    atomic_write(&dir.join("config.json"), &bytes)
 }

@@ -1,0 +1,84 @@
+//! Writing a checkpoint of the trainer's state, and preparing the run directory.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::Trainer;
+use crate::io::{atomic_write, record};
+use crate::optim::OptimizerConfig;
+use crate::train::checkpoint::{self, Manifest};
+use crate::train::config::TrainerConfig;
+use crate::train::metrics::MetricRow;
+use crate::train::task::Task;
+use crate::{Error, Result};
+
+impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+    pub(super) fn save_checkpoint(
+        &mut self,
+        run_dir: &Path,
+        last_valid: Option<&MetricRow>,
+        last_valid_step: Option<u64>,
+    ) -> Result<PathBuf> {
+        let save_err = |message: String| Error::Save {
+            path: run_dir.to_path_buf(),
+            message,
+        };
+        let contents = checkpoint::Contents {
+            model: record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
+            optimizer: self.optim.state_bytes()?,
+            carry: match &self.carry {
+                Some(carry) => Some(record::encode::<B, _>(carry.clone()).map_err(save_err)?),
+                None => None,
+            },
+        };
+        let metric = (last_valid_step == Some(self.pos.step))
+            .then(|| last_valid.and_then(|r| r.get(&self.config.monitor.metric)))
+            .flatten();
+        let manifest = Manifest {
+            format: checkpoint::FORMAT,
+            position: self.pos,
+            seed: self.config.seed,
+            scheduler: self.scheduler.clone(),
+            optimizer: self.optim.config().clone(),
+            model_config: self.task.config_json(),
+            params: checkpoint::param_shapes::<B, _>(self.model()),
+            tracker: self.tracker.clone(),
+            metric,
+            files: Vec::new(),
+        };
+        let dir = checkpoint::write(run_dir, manifest, contents)?;
+        checkpoint::prune(run_dir, self.config.keep_last, self.tracker.best_step);
+        Ok(dir)
+    }
+}
+
+/// Creates the run directory, checks that it is writable, and records the configuration.
+pub(super) fn prepare_run_dir(
+    dir: &Path,
+    config: &TrainerConfig,
+    optim: &OptimizerConfig,
+    model: &serde_json::Value,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Save {
+        path: dir.to_path_buf(),
+        message: format!("cannot create the run directory: {e}"),
+    })?;
+    // A process killed mid-write left its temporary files behind (the files they would have
+    // replaced are intact): remove them, in the run directory and in every checkpoint.
+    crate::io::remove_stale_temporaries(dir);
+    for (_, step_dir) in checkpoint::list_all_dirs(dir) {
+        crate::io::remove_stale_temporaries(&step_dir);
+    }
+    let json = serde_json::json!({
+        "trainer": config,
+        "optimizer": optim,
+        "model": model,
+    });
+    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| Error::Save {
+        path: dir.join("config.json"),
+        message: e.to_string(),
+    })?;
+    atomic_write(&dir.join("config.json"), &bytes)
+}
