@@ -138,6 +138,38 @@ pub enum Error {
         /// a generation step).
         what: String,
     },
+    /// A state could not be serialised (an optimizer's or a model's record).
+    #[error("cannot serialise {what}: {message}")]
+    Serialize {
+        /// What was being serialised (for example `"the optimizer state"`).
+        what: String,
+        /// The serialiser's message.
+        message: String,
+    },
+    /// A collective operation of data-parallel training failed (registration, broadcast,
+    /// all-reduce).
+    #[error("burn-collective {operation} failed: {message}")]
+    Collective {
+        /// The operation (for example `"all-reduce"`).
+        operation: String,
+        /// burn-collective's message.
+        message: String,
+    },
+    /// A data-parallel replica's thread panicked.
+    #[error("data-parallel replica {rank} panicked")]
+    WorkerPanicked {
+        /// The replica's rank.
+        rank: usize,
+    },
+    /// The metric chosen for the best checkpoint and early stopping is not one the task reports.
+    #[error("the monitored metric `{metric}` is not reported by this task")]
+    MissingMetric {
+        /// The metric named in `TrainerConfig::monitor`.
+        metric: String,
+    },
+    /// The Hugging Face `tokenizers` library failed to train, encode or decode.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     /// A dataset or batch source that cannot be trained on (empty, inconsistent).
     #[error("{0}")]
     Data(String),

@@ -475,3 +475,30 @@ fn a_resumed_run_in_another_process_writes_the_same_optimizer_bytes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn monitoring_a_metric_the_task_does_not_report_is_a_typed_error() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // StreamTask reports no accuracy.
+    let mut t = Trainer::<Autodiff<NdArray<f64>>, _>::new(
+        quiet()
+            .with_max_steps(Some(2))
+            .with_valid_every(Some(1))
+            .with_monitor(ember_lm::train::Monitor {
+                metric: "acc".into(),
+                mode: ember_lm::optim::PlateauMode::Max,
+            }),
+        StreamTask::default(),
+        same_rnns(1).pop().unwrap(),
+        &adamw(),
+        LrSchedule::Constant,
+        &Default::default(),
+    )
+    .unwrap();
+    let streams = LmStreams::new(corpus(), 2, 8).unwrap();
+    let err = t.fit(&streams, Some(&streams)).unwrap_err();
+    assert!(
+        matches!(&err, ember_lm::Error::MissingMetric { metric } if metric == "acc"),
+        "{err}"
+    );
+}

@@ -53,7 +53,7 @@ impl BpeTokenizer {
                 ),
             });
         }
-        let err = |e: tokenizers::Error| Error::Data(format!("BPE training failed: {e}"));
+        let err = |e: tokenizers::Error| Error::Tokenizer(format!("BPE training failed: {e}"));
         let mut tokenizer = HfTokenizer::new(BPE::default());
         // GPT-2's setup: no prefix space (so decoding gives back exactly the input), its regex.
         let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true);
@@ -128,7 +128,7 @@ impl Tokenizer for BpeTokenizer {
         let encoding = self
             .inner
             .encode(text, false)
-            .map_err(|e| Error::Data(format!("BPE encoding failed: {e}")))?;
+            .map_err(|e| Error::Tokenizer(format!("BPE encoding failed: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -137,7 +137,7 @@ impl Tokenizer for BpeTokenizer {
         check_ids(ids, self.vocab_size())?;
         self.inner
             .decode(ids, true)
-            .map_err(|e| Error::Data(format!("BPE decoding failed: {e}")))
+            .map_err(|e| Error::Tokenizer(format!("BPE decoding failed: {e}")))
     }
 
     fn vocab_size(&self) -> usize {

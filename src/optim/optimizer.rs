@@ -122,7 +122,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
 
     fn save(&self) -> Result<Vec<u8>> {
         let bytes = each_inner!(self, o => record::encode_param_map::<B, _>(o.to_record()));
-        bytes.map_err(|e| Error::Data(format!("cannot serialise the optimizer state: {e}")))
+        bytes.map_err(|message| Error::Serialize {
+            what: "the optimizer state".into(),
+            message,
+        })
     }
 
     fn load(self, bytes: Vec<u8>, device: &B::Device) -> std::result::Result<Self, String> {

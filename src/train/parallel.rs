@@ -28,7 +28,10 @@ mod imp {
     use crate::{Error, Result};
 
     fn err(what: &str, e: impl std::fmt::Debug) -> Error {
-        Error::Data(format!("burn-collective {what} failed: {e:?}"))
+        Error::Collective {
+            operation: what.to_string(),
+            message: format!("{e:?}"),
+        }
     }
 
     /// All-reduces each parameter's gradient in the model's visiting order.
@@ -191,10 +194,8 @@ mod imp {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| Error::Data("a data-parallel replica panicked".into()))?
-                })
+                .enumerate()
+                .map(|(rank, h)| h.join().map_err(|_| Error::WorkerPanicked { rank })?)
                 .collect()
         })
     }

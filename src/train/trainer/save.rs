@@ -21,8 +21,8 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         last_valid: Option<&MetricRow>,
         last_valid_step: Option<u64>,
     ) -> Result<PathBuf> {
-        let save_err = |message: String| Error::Save {
-            path: run_dir.to_path_buf(),
+        let save_err = |message: String| Error::Serialize {
+            what: format!("a checkpoint of step {} in {}", self.pos.step, run_dir.display()),
             message,
         };
         let contents = checkpoint::Contents {

@@ -37,12 +37,11 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         }
         window.time = t0.elapsed();
         let row = self.finish_row(window.row("valid", self.pos.step, self.pos.epoch, None), started);
-        let metric = row.get(&self.config.monitor.metric).ok_or_else(|| {
-            Error::Data(format!(
-                "the monitored metric `{}` is not reported by this task",
-                self.config.monitor.metric
-            ))
-        })?;
+        let metric = row
+            .get(&self.config.monitor.metric)
+            .ok_or_else(|| Error::MissingMetric {
+                metric: self.config.monitor.metric.clone(),
+            })?;
         self.scheduler.report(metric);
         let mode = self.config.monitor.mode;
         let min_delta = self.config.early_stopping.map_or(0.0, |e| e.min_delta);
