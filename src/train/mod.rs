@@ -51,7 +51,7 @@ pub use crate::io::crc32c;
 pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
-pub use lm::{GptLmTask, RnnLmTask};
+pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, TrainableLm};
 pub use metrics::MetricRow;
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;
