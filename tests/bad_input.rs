@@ -461,3 +461,31 @@ fn optimizer_and_trainer_configurations() {
     };
     assert!(err.to_string().contains("min_delta"), "{err}");
 }
+
+#[test]
+fn recurrent_config_keeps_every_option_or_refuses_it() {
+    use ember_lm::nn::RecurrentConfig;
+    // bias, proj_size and initializer reach the cell (they were dropped before).
+    let lstm = RecurrentConfig::new(CellType::Lstm, 3, 6)
+        .with_bias(false)
+        .with_proj_size(2)
+        .with_initializer(Some(burn::module::Initializer::Constant { value: 0.5 }))
+        .init::<B>(&dev())
+        .unwrap();
+    let (out, state) = lstm.forward(Tensor::ones([2, 4, 3], &dev()), None, None).unwrap();
+    assert_eq!(out.dims(), [2, 4, 2], "projected to proj_size");
+    assert_eq!(state.hidden.dims(), [1, 2, 2]);
+    assert_eq!(state.cell.unwrap().dims(), [1, 2, 6]);
+    let ember_lm::nn::Recurrent::Lstm(inner) = &lstm else {
+        panic!("an LSTM cell builds an LSTM");
+    };
+    let keys: Vec<String> = inner.pytorch_keys().into_iter().map(|(k, _)| k).collect();
+    assert!(keys.iter().all(|k| !k.starts_with("bias")), "{keys:?}");
+    assert!(keys.contains(&"weight_hr_l0".to_string()), "{keys:?}");
+    // A projection on another cell is refused, naming the field.
+    let err = RecurrentConfig::new(CellType::Gru, 3, 6)
+        .with_proj_size(2)
+        .init::<B>(&dev())
+        .unwrap_err();
+    assert!(err.to_string().contains("proj_size"), "{err}");
+}

@@ -118,8 +118,9 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
             t,
             n,
             r: inner.weight_hh.dims()[1],
+            // The cell state (LSTM only) is hidden_size wide: weight_hh has gates · hidden rows.
             c: if inner.c0.is_some() {
-                inner.weight_hh.dims()[0] / 4
+                inner.weight_hh.dims()[0] / inner.kind.gates()
             } else {
                 0
             },

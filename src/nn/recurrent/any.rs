@@ -40,11 +40,33 @@ pub struct RecurrentConfig {
     /// Bidirectional. Default false.
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Biases `b_ih` and `b_hh`. Default true.
+    #[config(default = true)]
+    pub bias: bool,
+    /// LSTM only: project the hidden state to this size (`weight_hr`). Default 0 (none); any
+    /// other cell with a positive value is a configuration error.
+    #[config(default = 0)]
+    pub proj_size: usize,
+    /// Initializer of every weight and bias; `None` (the default) is PyTorch's
+    /// `U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`.
+    #[config(default = "None")]
+    pub initializer: Option<burn::module::Initializer>,
 }
 
 impl RecurrentConfig {
-    /// Builds the stack.
+    /// Builds the stack; every option reaches the cell's own configuration (an option the cell
+    /// does not have, `proj_size` outside an LSTM, is an [`Error::Config`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Recurrent<B>> {
+        if self.proj_size > 0 && self.cell != CellType::Lstm {
+            return Err(Error::Config {
+                module: "RecurrentConfig",
+                message: format!(
+                    "proj_size ({}) is an LSTM option; the cell is {:?}",
+                    self.proj_size, self.cell
+                ),
+            });
+        }
+        let init = self.initializer.clone();
         let (i, h, l, d, bi) = (
             self.input_size,
             self.hidden_size,
@@ -64,6 +86,8 @@ impl RecurrentConfig {
                         .with_num_layers(l)
                         .with_dropout(d)
                         .with_bidirectional(bi)
+                        .with_bias(self.bias)
+                        .with_initializer(init)
                         .with_nonlinearity(nl)
                         .init(device)?,
                 )
@@ -73,6 +97,9 @@ impl RecurrentConfig {
                     .with_num_layers(l)
                     .with_dropout(d)
                     .with_bidirectional(bi)
+                    .with_bias(self.bias)
+                    .with_proj_size(self.proj_size)
+                    .with_initializer(init)
                     .init(device)?,
             ),
             CellType::Gru => Recurrent::Gru(
@@ -80,6 +107,8 @@ impl RecurrentConfig {
                     .with_num_layers(l)
                     .with_dropout(d)
                     .with_bidirectional(bi)
+                    .with_bias(self.bias)
+                    .with_initializer(init)
                     .init(device)?,
             ),
         })
