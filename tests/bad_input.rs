@@ -77,6 +77,25 @@ fn loaders() {
     let path = tmp_file("deep-zip.pt", zipped.get_ref());
     let err = StateDict::from_torch_checkpoint(&path, "model").unwrap_err();
     assert!(err.to_string().contains("nests"), "{err}");
+    // A real legacy checkpoint passes the guard and loads the values torch saved.
+    let legacy = StateDict::from_file(common::fixture_path("legacy/linear_legacy.pt")).unwrap();
+    let twin = StateDict::from_file(common::fixture_path("legacy/linear.safetensors")).unwrap();
+    let weight = |d: &StateDict| {
+        d.tensor::<B, 2>("weight", &dev())
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let bias = |d: &StateDict| {
+        d.tensor::<B, 1>("bias", &dev())
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(weight(&legacy), weight(&twin));
+    assert_eq!(bias(&legacy), bias(&twin));
     // Memo references doubled 40 times would build 2^40 values.
     let mut bomb = vec![0x80, 2, b')', 0x94];
     for i in 0..40u8 {

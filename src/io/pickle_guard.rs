@@ -255,37 +255,29 @@ fn walk(bytes: &[u8], start: usize) -> Result<Option<usize>, String> {
                 }
                 None
             }
-            // The memo: burn-store copies values in and out of it.
-            b'p' | b'q' | b'r' | 0x94 => {
+            // The memo: burn-store copies values in and out of it. PUT/GET take a decimal line,
+            // BINPUT/BINGET one byte, LONG_BINPUT/LONG_BINGET four, MEMOIZE the next index.
+            b'p' | b'q' | b'r' | 0x94 | b'g' | b'h' | b'j' => {
                 let index = match op {
-                    b'p' => {
+                    b'p' | b'g' => {
                         let from = at;
                         skip_line!();
                         let text = String::from_utf8_lossy(&bytes[from..at - 1]).to_string();
                         or_stop!(text.trim().parse::<u64>().ok())
                     }
-                    b'q' => uint(arg!(1)),
-                    b'r' => uint(arg!(4)),
+                    b'q' | b'h' => uint(arg!(1)),
+                    b'r' | b'j' => uint(arg!(4)),
                     _ => memo.len() as u64,
                 };
-                match stack.last() {
-                    Some(Slot::Value(s)) => memo.insert(index, *s),
-                    _ => return Ok(None),
-                };
-                None
-            }
-            b'g' | b'h' | b'j' => {
-                let index = match op {
-                    b'g' => {
-                        let from = at;
-                        skip_line!();
-                        let text = String::from_utf8_lossy(&bytes[from..at - 1]).to_string();
-                        or_stop!(text.trim().parse::<u64>().ok())
-                    }
-                    b'h' => uint(arg!(1)),
-                    _ => uint(arg!(4)),
-                };
-                Some(*or_stop!(memo.get(&index)))
+                if matches!(op, b'g' | b'h' | b'j') {
+                    Some(*or_stop!(memo.get(&index)))
+                } else {
+                    match stack.last() {
+                        Some(Slot::Value(s)) => memo.insert(index, *s),
+                        _ => return Ok(None),
+                    };
+                    None
+                }
             }
             _ => return Ok(None),
         };
@@ -357,6 +349,27 @@ mod tests {
         }
         let err = check_pickles(&pickle(&body), 1).unwrap_err();
         assert!(err.contains("values"), "{err}");
+    }
+
+    #[test]
+    fn real_torch_checkpoints_are_walked_to_their_end() {
+        // nanoGPT checkpoints (model, optimizer state, config) and an LSTM state dict written by
+        // torch.save: the walk must understand every opcode in them, or it would check nothing.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for file in [
+            "nanogpt/ckpt_bias.pt",
+            "nanogpt/ckpt_untied.pt",
+            "recurrent/lstm_2l_bi_proj.weights.pt",
+        ] {
+            let mut archive = zip::ZipArchive::new(std::fs::File::open(dir.join(file)).unwrap()).unwrap();
+            let name = (0..archive.len())
+                .map(|i| archive.by_index(i).unwrap().name().to_string())
+                .find(|n| n.ends_with("data.pkl"))
+                .unwrap();
+            let mut pickle = Vec::new();
+            archive.by_name(&name).unwrap().read_to_end(&mut pickle).unwrap();
+            assert_eq!(walk(&pickle, 0).unwrap(), Some(pickle.len()), "{file}");
+        }
     }
 
     #[test]
