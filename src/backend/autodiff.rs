@@ -113,17 +113,13 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
             lengths: args.lengths.clone(),
             reverse: args.reverse,
         };
-        let [n, t, _] = inner.input.dims();
+        let dims = inner.dims();
         let packing = Packing {
-            t,
-            n,
-            r: inner.weight_hh.dims()[1],
-            // The cell state (LSTM only) is hidden_size wide: weight_hh has gates · hidden rows.
-            c: if inner.c0.is_some() {
-                inner.weight_hh.dims()[0] / inner.kind.gates()
-            } else {
-                0
-            },
+            t: dims.time,
+            n: dims.batch,
+            r: dims.state,
+            // The cell state (LSTM only) is hidden_size wide.
+            c: if inner.c0.is_some() { dims.hidden } else { 0 },
         };
         let wrap = |out: SequenceOutput<B>| -> Tensor<B, 1> {
             // [N, T, R], [N, R], [N, C] -> [N*T*R + N*R + N*C]

@@ -36,6 +36,7 @@ pub(crate) fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 
 /// The tensor-op composition of [`Backend::recurrent_sequence`](super::Backend::recurrent_sequence)
 /// that backends without a kernel run, public as a reference for checking a new kernel.
 pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
+    let dims = args.dims();
     let SequenceArgs {
         kind,
         input,
@@ -49,7 +50,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
         lengths,
         reverse,
     } = args;
-    let [batch, time, features] = input.dims();
+    let (batch, time, features, gh) = (dims.batch, dims.time, dims.input, dims.gates_hidden());
     let device = input.device();
     let w_ih = weight_ih.transpose(); // [I, G*H]
     let w_hh = weight_hh.transpose(); // [R, G*H]
@@ -84,7 +85,6 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
     } else {
         // [N, T, I] -> [N*T, I] -> [N*T, G*H] -> [N, T, G*H]
         let all = add(input.reshape([batch * time, features]).matmul(w_ih), &b_x);
-        let gh = all.dims()[1];
         let all = all.reshape([batch, time, gh]);
         (0..time)
             .map(|t| all.clone().slice([0..batch, t..t + 1]).reshape([batch, gh]))

@@ -10,12 +10,16 @@ use burn::tensor::activation::relu;
 
 use super::composed::{sigmoid, step_masks};
 use super::saved::{Saved, SavedSequence};
-use super::{Backend, CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
+use super::{
+    Backend, CellKind, SequenceArgs, SequenceDims, SequenceGrads, SequenceOutput, SequenceOutputGrads,
+};
 
 /// What the backward pass reads: the arguments and, per step (by time index), the gates and the
 /// states before the step. Every per-step tensor is `[N, ·]`.
 pub(crate) struct DeviceWork<B: burn::tensor::backend::Backend> {
     kind: CellKind,
+    /// The sizes, from the forward's arguments.
+    dims: SequenceDims,
     reverse: bool,
     input: Tensor<B, 3>,
     weight_ih: Tensor<B, 2>,
@@ -37,6 +41,7 @@ impl<B: burn::tensor::backend::Backend> DeviceWork<B> {
 
 /// The device recurrence as a [`Backend::recurrent_sequence_saved`] implementation.
 pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutput<B>, SavedSequence<B>) {
+    let dims = args.dims();
     let SequenceArgs {
         kind,
         input,
@@ -51,9 +56,13 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
         reverse,
     } = args;
     let device = input.device();
-    let [n, t_len, i] = input.dims();
-    let gh = weight_hh.dims()[0];
-    let h = gh / kind.gates();
+    let (n, t_len, i, h, gh) = (
+        dims.batch,
+        dims.time,
+        dims.input,
+        dims.hidden,
+        dims.gates_hidden(),
+    );
     let has_bias = bias_ih.is_some();
     // One bias on the projections; GRU keeps b_hn apart, inside r ⊙ (W_hn h + b_hn).
     let (b_x, b_hn) = match (bias_ih, bias_hh) {
@@ -150,6 +159,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
     };
     let work = DeviceWork {
         kind,
+        dims,
         reverse,
         input,
         weight_ih,
@@ -166,9 +176,8 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
 
 /// Backpropagation through time for [`device_sequence_saved`].
 pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads<B>) -> SequenceGrads<B> {
-    let [n, t_len, i] = w.input.dims();
-    let [gh, r] = w.weight_hh.dims();
-    let h = gh / w.kind.gates();
+    let d = w.dims;
+    let (n, t_len, i, h, r, gh) = (d.batch, d.time, d.input, d.hidden, d.state, d.gates_hidden());
     let device = w.input.device();
     let mut dh = grads.h_n;
     let mut dc = grads
@@ -281,10 +290,10 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
         bias_ih: w.has_bias.then(|| column_sums(dxp.clone())),
         weight_hh: dgh.clone().transpose().matmul(h_prev),
         bias_hh: w.has_bias.then(|| column_sums(dgh)),
-        weight_hr: w.weight_hr.as_ref().map(|w_hr| {
-            let p = w_hr.dims()[0];
-            rows(d_proj, p).transpose().matmul(rows(m_all, h))
-        }),
+        weight_hr: w
+            .weight_hr
+            .is_some()
+            .then(|| rows(d_proj, d.proj).transpose().matmul(rows(m_all, h))),
         h0: dh,
         c0: dc,
     }

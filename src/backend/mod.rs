@@ -124,6 +124,51 @@ pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
     pub reverse: bool,
 }
 
+/// The sizes of one layer-direction, read once from the arguments' shapes so that no kernel works
+/// them out again (`hidden` is `weight_hh`'s rows over the cell's gate count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequenceDims {
+    /// `N`, sequences in the batch.
+    pub batch: usize,
+    /// `T`, steps.
+    pub time: usize,
+    /// `I`, input features.
+    pub input: usize,
+    /// `H`, the cell's width (the LSTM's cell state, every gate).
+    pub hidden: usize,
+    /// `R`, the recurrent state's width: `proj` for a projected LSTM, else `hidden`.
+    pub state: usize,
+    /// `P`, the LSTM projection's width (0 without one).
+    pub proj: usize,
+    /// `G`, gates per cell: 4 (LSTM), 3 (GRU), 1 (RNN).
+    pub gates: usize,
+}
+
+impl SequenceDims {
+    /// `G·H`, the rows of `weight_ih` and `weight_hh`.
+    pub fn gates_hidden(&self) -> usize {
+        self.gates * self.hidden
+    }
+}
+
+impl<B: burn::tensor::backend::Backend> SequenceArgs<B> {
+    /// The sizes of this layer-direction.
+    pub fn dims(&self) -> SequenceDims {
+        let [batch, time, input] = self.input.dims();
+        let [gh, state] = self.weight_hh.dims();
+        let gates = self.kind.gates();
+        SequenceDims {
+            batch,
+            time,
+            input,
+            hidden: gh / gates,
+            state,
+            proj: self.weight_hr.as_ref().map_or(0, |w| w.dims()[0]),
+            gates,
+        }
+    }
+}
+
 /// What [`Backend::recurrent_sequence`] returns.
 ///
 /// # Shapes

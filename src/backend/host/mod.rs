@@ -104,6 +104,7 @@ fn forward_typed<B: super::Backend, T: Real>(
     save: bool,
     device: &B::Device,
 ) -> (SequenceOutput<B>, Option<Work<T>>) {
+    let sd = args.dims();
     let SequenceArgs {
         kind,
         input,
@@ -117,11 +118,7 @@ fn forward_typed<B: super::Backend, T: Real>(
         lengths,
         reverse,
     } = args;
-    let [n, t_len, i] = input.dims();
-    let g = kind.gates();
-    let h = weight_hh.dims()[0] / g;
-    let r = weight_hh.dims()[1];
-    let p = weight_hr.as_ref().map_or(0, |w| w.dims()[0]);
+    let (n, t_len, i, h, r, p) = (sd.batch, sd.time, sd.input, sd.hidden, sd.state, sd.proj);
     let d = Dims {
         t: t_len,
         n,
@@ -129,7 +126,7 @@ fn forward_typed<B: super::Backend, T: Real>(
         h,
         r,
         p,
-        g,
+        g: sd.gates,
     };
     let gh = d.gh();
     let has_bias = bias_ih.is_some();
