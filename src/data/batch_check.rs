@@ -56,11 +56,16 @@ fn check_lengths(kind: &str, field: &str, lengths: &[usize], batch: usize, len: 
 }
 
 impl TokenBatch {
+    /// `batch · len` ids with `len >= 2`: the shape alone, which `inputs_targets` needs.
+    pub(crate) fn check_block(&self) -> Result<()> {
+        check_block("TokenBatch", "ids", self.ids.len(), self.batch, self.len, 2)
+    }
+
     /// Checks the batch for a language model of `vocab_size` tokens: `batch · len` ids with
     /// `len >= 2` (one prediction at least), ids in the vocabulary, and no `reset` flags or one
     /// per row.
     pub fn validate(&self, vocab_size: usize) -> Result<()> {
-        check_block("TokenBatch", "ids", self.ids.len(), self.batch, self.len, 2)?;
+        self.check_block()?;
         if !self.reset.is_empty() && self.reset.len() != self.batch {
             return Err(batch_err(
                 "TokenBatch",

@@ -25,8 +25,7 @@ impl TokenBatch {
     /// Inputs `ids[:, :-1]` and targets `ids[:, 1:]` as flat vectors of `batch · (len − 1)`; an
     /// [`Error::Data`] unless the batch holds `batch · len` ids with `len >= 2`.
     pub fn inputs_targets(&self) -> Result<(Vec<i64>, Vec<i64>)> {
-        // Any vocabulary: only the block's shape is checked here.
-        self.validate(usize::MAX)?;
+        self.check_block()?;
         let (mut inputs, mut targets) = (Vec::new(), Vec::new());
         for row in self.ids.chunks(self.len) {
             inputs.extend_from_slice(&row[..self.len - 1]);

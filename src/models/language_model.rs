@@ -114,16 +114,12 @@ impl<B: Backend> LanguageModel<B> for RnnLm<B> {
     }
 
     fn reorder_state(&self, state: &mut RnnLmState<B>, indices: &[usize]) -> Result<()> {
+        // Checked before the state is taken, so a bad index leaves it as it was.
+        if let Some(s) = state.as_ref() {
+            check_row_indices("RnnLm state reorder", indices, s.batch())?;
+        }
         if let Some(s) = state.take() {
-            let batch = s.batch();
-            // On a bad index the state is left as it was.
-            match s.clone().select(indices) {
-                Ok(selected) => *state = Some(selected),
-                Err(_) => {
-                    *state = Some(s);
-                    return check_row_indices("RnnLm state reorder", indices, batch);
-                }
-            }
+            *state = Some(s.select(indices)?);
         }
         Ok(())
     }

@@ -18,17 +18,14 @@ use serde::Serialize;
 use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
 use crate::data::TokenBatch;
-use crate::models::{Gpt, GptConfig, RnnLm, RnnLmConfig};
+use crate::models::{Gpt, GptConfig, LanguageModel, RnnLm, RnnLmConfig};
 use crate::nn::RecurrentState;
 
 /// A language model that [`LmTask`] can train.
-pub trait TrainableLm<B: Backend>: Module<B> {
+pub trait TrainableLm<B: crate::Backend>: LanguageModel<B> + Module<B> {
     /// The state carried from one batch to the next (an RNN's hidden state under truncated
     /// BPTT); `()` for a model that sees independent windows.
     type Carry: Record<B> + Clone;
-
-    /// The vocabulary size (ids are checked against it).
-    fn lm_vocab_size(&self) -> usize;
 
     /// Logits `[batch, time, vocab]` for `inputs` `[batch, time]` after `carry`, and the state to
     /// carry on. Rows flagged in `reset` (empty: none) start from a fresh state.
@@ -46,10 +43,6 @@ pub trait TrainableLm<B: Backend>: Module<B> {
 impl<B: crate::Backend> TrainableLm<B> for Gpt<B> {
     type Carry = ();
 
-    fn lm_vocab_size(&self) -> usize {
-        self.vocab_size()
-    }
-
     fn lm_forward(
         &self,
         inputs: Tensor<B, 2, Int>,
@@ -66,10 +59,6 @@ impl<B: crate::Backend> TrainableLm<B> for Gpt<B> {
 
 impl<B: crate::Backend> TrainableLm<B> for RnnLm<B> {
     type Carry = RecurrentState<B>;
-
-    fn lm_vocab_size(&self) -> usize {
-        self.vocab_size()
-    }
 
     fn lm_forward(
         &self,
@@ -176,7 +165,7 @@ fn lm_loss<B: crate::Backend, M: TrainableLm<B>>(
     carry: Option<M::Carry>,
 ) -> Result<BatchLoss<B, M::Carry>> {
     let device = model.devices().into_iter().next().unwrap_or_default();
-    let (inputs, targets) = tensors::<B>(batch, model.lm_vocab_size(), &device)?;
+    let (inputs, targets) = tensors::<B>(batch, model.vocab_size(), &device)?;
     let (logits, carry) = model.lm_forward(inputs, carry, &batch.reset)?;
     let (loss, items, correct) = next_token_loss(logits, targets, &device);
     Ok(BatchLoss {
