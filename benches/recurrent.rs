@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench recurrent --features flex            # everything (about 15 minutes)
 //! cargo bench --bench recurrent --features flex -- lstm    # a criterion filter
+//! cargo bench --bench recurrent --features wgpu -- wgpu     # on a GPU (benches/torch_cuda.py for PyTorch)
 //! ```
 
 use burn::backend::{Autodiff, NdArray};
@@ -138,6 +139,11 @@ fn benches(c: &mut Criterion) {
     {
         bench_backend::<Autodiff<burn::backend::Flex>>(c, "flex");
         bench_forward::<burn::backend::Flex>(c, "flex");
+    }
+    #[cfg(feature = "wgpu")]
+    {
+        bench_backend::<Autodiff<burn::backend::Wgpu>>(c, "wgpu");
+        bench_forward::<burn::backend::Wgpu>(c, "wgpu");
     }
 }
 

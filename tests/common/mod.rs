@@ -16,9 +16,12 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use safetensors::SafeTensors;
 
 /// Path of a file under `tests/fixtures/`.
+/// `EMBER_LM_FIXTURES` overrides the directory, for a test binary run away from its checkout
+/// (the GPU machine of `benches/gpu_run.sh`).
 pub fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    std::env::var_os("EMBER_LM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .join(rel)
 }
 
