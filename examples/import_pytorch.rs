@@ -19,7 +19,7 @@
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::nn::{LstmConfig, LstmState};
 use ember_lm::{Error, Result};
 

@@ -30,33 +30,14 @@ pub enum Error {
     /// Per-sequence lengths (or a padding mask) that do not fit the batch.
     #[error("invalid sequence lengths: {0}")]
     Lengths(String),
-    /// A state dict lacks keys the module needs.
-    #[error("{source_name}: missing key(s) {keys:?}")]
-    MissingKeys {
+    /// A state dict does not fit the module: missing keys, unexpected keys and shape mismatches,
+    /// all reported together (PyTorch's `load_state_dict` lists).
+    #[error("{source_name}: the state dict does not fit the module: {report}")]
+    StateDict {
         /// The file (or other source) that was read.
         source_name: String,
-        /// The missing keys, in the source's naming.
-        keys: Vec<String>,
-    },
-    /// A state dict has keys the module does not use.
-    #[error("{source_name}: unexpected key(s) {keys:?}")]
-    UnexpectedKeys {
-        /// The file (or other source) that was read.
-        source_name: String,
-        /// The keys that match no parameter.
-        keys: Vec<String>,
-    },
-    /// A state-dict tensor has a different shape from the parameter it should fill.
-    #[error("{source_name}: key `{key}` has shape {found:?}, the module expects {expected:?}")]
-    KeyShape {
-        /// The file (or other source) that was read.
-        source_name: String,
-        /// The key in the source's naming.
-        key: String,
-        /// The parameter's shape.
-        expected: Vec<usize>,
-        /// The shape stored in the source.
-        found: Vec<usize>,
+        /// What did not fit, each key in the source's naming.
+        report: crate::io::KeyReport,
     },
     /// A [`KvCache`](crate::nn::KvCache) cannot take the new positions.
     #[error("KV cache full: it holds {capacity} positions, {needed} were needed")]

@@ -79,9 +79,12 @@
 //!
 //! ## Loading PyTorch weights
 //! [`io::StateDict`] reads a `state_dict` saved with `safetensors.torch.save_file` or `torch.save`
-//! (through burn-store), and each module's `load_state_dict` / `load_pytorch_file` maps PyTorch's
-//! key names (`weight_ih_l0`, `bias_hh_l1_reverse`, `weight_hr_l0`, ...) onto its parameters.
-//! A missing key, an unexpected key or a shape mismatch is an [`Error`].
+//! (through burn-store). Each module names its parameters once with PyTorch's keys
+//! ([`io::TorchWeights`]: `weight_ih_l0`, `bias_hh_l1_reverse`, `layers.0.self_attn.in_proj_weight`,
+//! ...), and that description both loads a state dict (`load_state_dict`, `load_pytorch_file`;
+//! missing keys, unexpected keys and shape mismatches are one [`Error`] naming them all) and saves
+//! one (`save_pytorch`, a `.safetensors` file that PyTorch loads with `strict=True`).
+//! [`models::Gpt::save_pretrained`] writes a Hugging Face GPT-2 directory.
 //!
 //! ## Training
 //! [`optim`] describes optimizers with PyTorch's defaults (on burn-optim), weight-decay groups, clipping and
@@ -148,7 +151,7 @@ pub mod prelude {
     pub use crate::data::{Batches, LmStreams, LmWindows, TokenBatch};
     pub use crate::data::{BpeTokenizer, CharTokenizer, Tokenizer, WordTokenizer};
     pub use crate::generate::{GenerationConfig, Generator};
-    pub use crate::io::StateDict;
+    pub use crate::io::{StateDict, TorchWeights};
     pub use crate::models::{Gpt, GptConfig, TransformerSeq2Seq, TransformerSeq2SeqConfig};
     pub use crate::models::{
         LanguageModel, RnnLm, RnnLmConfig, SequenceClassifier, SequenceClassifierConfig,

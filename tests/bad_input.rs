@@ -13,7 +13,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use ember_lm::Error;
 use ember_lm::data::{CharTokenizer, ClassBatch, PairBatch, TokenBatch, Tokenizer};
 use ember_lm::generate::{GenerationConfig, Generator};
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::models::{
     EncoderKind, GptConfig, LanguageModel, RnnLmConfig, RnnSeq2SeqConfig, SequenceClassifierConfig,
     TransformerSeq2SeqConfig,

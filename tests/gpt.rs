@@ -128,7 +128,7 @@ fn mismatched_checkpoints_name_the_keys() {
     .unwrap();
     let err = deeper.load_hf_state_dict(&dict).unwrap_err();
     assert!(
-        matches!(&err, Error::MissingKeys { keys, .. } if keys.contains(&"transformer.h.2.attn.c_attn.weight".to_string())),
+        matches!(&err, Error::StateDict { report, .. } if report.missing.contains(&"transformer.h.2.attn.c_attn.weight".to_string())),
         "{err}"
     );
     let shallower = GptConfig {
@@ -139,7 +139,7 @@ fn mismatched_checkpoints_name_the_keys() {
     .unwrap();
     let err = shallower.load_hf_state_dict(&dict).unwrap_err();
     assert!(
-        matches!(&err, Error::UnexpectedKeys { keys, .. } if keys.contains(&"transformer.h.1.ln_1.weight".to_string())),
+        matches!(&err, Error::StateDict { report, .. } if report.unexpected.contains(&"transformer.h.1.ln_1.weight".to_string())),
         "{err}"
     );
     let narrower = GptConfig {
@@ -150,14 +150,14 @@ fn mismatched_checkpoints_name_the_keys() {
     .unwrap();
     let err = narrower.load_hf_state_dict(&dict).unwrap_err();
     assert!(
-        matches!(&err, Error::KeyShape { key, expected, found, .. }
-            if key == "transformer.wte.weight" && *expected == vec![500, 64] && *found == vec![512, 64]),
+        matches!(&err, Error::StateDict { report, .. } if report.mismatched.iter().any(|m|
+            m.key == "transformer.wte.weight" && m.expected == vec![500, 64] && m.found == vec![512, 64])),
         "{err}"
     );
     let untied = config.with_tie_weights(false).init::<B>(&device).unwrap();
     let err = untied.load_hf_state_dict(&dict).unwrap_err();
     assert!(
-        matches!(&err, Error::MissingKeys { keys, .. } if keys == &vec!["lm_head.weight".to_string()]),
+        matches!(&err, Error::StateDict { report, .. } if report.missing == vec!["lm_head.weight".to_string()]),
         "{err}"
     );
     let err = Gpt::<B>::from_pretrained(common::fixture_path("attention"), &device).unwrap_err();
@@ -215,14 +215,14 @@ fn mismatched_nanogpt_checkpoints_are_errors() {
     // Biases in the file, none in the model.
     let err = load(nanogpt_config(false, true), "bias");
     assert!(
-        matches!(&err, Error::UnexpectedKeys { keys, .. } if keys.contains(&"transformer.ln_f.bias".to_string())),
+        matches!(&err, Error::StateDict { report, .. } if report.unexpected.contains(&"transformer.ln_f.bias".to_string())),
         "{err}"
     );
     // A model built without biases meets a file without them but with another width.
     let err = load(GptConfig::new(23, 16, 2, 2, 16).with_bias(false), "nobias");
     assert!(
-        matches!(&err, Error::KeyShape { key, expected, found, .. }
-            if key == "transformer.wte.weight" && *expected == vec![23, 16] && *found == vec![23, 12]),
+        matches!(&err, Error::StateDict { report, .. } if report.mismatched.iter().any(|m|
+            m.key == "transformer.wte.weight" && m.expected == vec![23, 16] && m.found == vec![23, 12])),
         "{err}"
     );
     // A head of its own cannot be dropped into a tied model.
@@ -236,8 +236,8 @@ fn mismatched_nanogpt_checkpoints_are_errors() {
         .load_nanogpt_state_dict(&StateDict::from_file(tiny_dir().join("model.safetensors")).unwrap())
         .unwrap_err();
     assert!(
-        matches!(&err, Error::KeyShape { key, expected, found, .. }
-            if key == "transformer.h.0.attn.c_attn.weight" && *expected == vec![192, 64] && *found == vec![64, 192]),
+        matches!(&err, Error::StateDict { report, .. } if report.mismatched.iter().any(|m|
+            m.key == "transformer.h.0.attn.c_attn.weight" && m.expected == vec![192, 64] && m.found == vec![64, 192])),
         "{err}"
     );
     // A file without the `model` key, and a file that is not there.

@@ -7,7 +7,7 @@ mod common;
 use burn::backend::{Autodiff, NdArray};
 use common::fixture_path;
 use common::recurrent::check_all;
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::nn::{Lstm, LstmConfig};
 
 #[test]

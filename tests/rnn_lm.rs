@@ -9,7 +9,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 use common::{Fixture, assert_close, fixture_path};
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::models::{LanguageModel, RnnLm, RnnLmConfig};
 use ember_lm::nn::CellType;
 
@@ -36,7 +36,7 @@ fn load(entry: &serde_json::Value) -> RnnLm<B> {
         .with_tie_weights(entry["tie"].as_bool().unwrap())
         .init::<B>(&Default::default())
         .unwrap()
-        .load_state_dict(&dict)
+        .load_state_dict(&dict, "")
         .unwrap()
 }
 
@@ -130,7 +130,7 @@ fn tying_with_different_sizes_projects_and_bad_input_is_an_error() {
     // A GRU checkpoint does not load into an LSTM model.
     let dict = StateDict::from_file(fixture_path("rnn_lm/gru_untied.weights.safetensors")).unwrap();
     let lstm = RnnLmConfig::new(50, 12, 16).init::<B>(&device).unwrap();
-    assert!(lstm.load_state_dict(&dict).is_err());
+    assert!(lstm.load_state_dict(&dict, "").is_err());
 }
 
 #[test]

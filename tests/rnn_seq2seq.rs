@@ -11,7 +11,7 @@ use burn::tensor::{Int, Tensor};
 use common::{Fixture, assert_close, fixture_path};
 use ember_lm::data::PairBatches;
 use ember_lm::generate::{GenerationConfig, Generator};
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::models::{
     AttentionScore, Conditioned, RnnSeq2Seq, RnnSeq2SeqConfig, TransformerSeq2Seq, TransformerSeq2SeqConfig,
 };
@@ -26,7 +26,7 @@ fn tutorial() -> RnnSeq2Seq<A> {
         .with_dropout(0.0)
         .init::<A>(&Default::default())
         .unwrap()
-        .load_state_dict(&dict)
+        .load_state_dict(&dict, "")
         .unwrap()
 }
 

@@ -115,7 +115,7 @@ fn check_text_models(device: &burn::backend::wgpu::WgpuDevice) {
     use burn::tensor::{Int, TensorData};
     use common::{Fixture, assert_close, fixture_path};
     use ember_lm::generate::{GenerationConfig, Generator};
-    use ember_lm::io::StateDict;
+    use ember_lm::io::{StateDict, TorchWeights};
     use ember_lm::models::{
         Conditioned, EncoderKind, Gpt, LanguageModel, RnnLmConfig, RnnSeq2SeqConfig, SequenceClassifierConfig,
     };
@@ -176,7 +176,7 @@ fn check_text_models(device: &burn::backend::wgpu::WgpuDevice) {
         .with_tie_weights(true)
         .init::<Ad>(device)
         .unwrap()
-        .load_state_dict(&dict)
+        .load_state_dict(&dict, "")
         .unwrap();
     let fx = Fixture::load("rnn_lm/lstm_tied.io.safetensors");
     let ids: Tensor<Ad, 2, Int> = Tensor::from_data(fx.data("ids"), device);
@@ -201,7 +201,7 @@ fn check_text_models(device: &burn::backend::wgpu::WgpuDevice) {
         .with_dropout(0.0)
         .init::<Wgpu>(device)
         .unwrap()
-        .load_state_dict(&dict)
+        .load_state_dict(&dict, "")
         .unwrap();
     let fx = Fixture::load("rnn_seq2seq/io.safetensors");
     let logits = s2s

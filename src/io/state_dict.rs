@@ -1,13 +1,13 @@
 //! [`StateDict`]: the tensors of a PyTorch `state_dict`, read from a `.safetensors` or `.pt` file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::Param;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn_store::{ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
 
 use super::pickle_guard;
+use super::weights::{KeyReport, ShapeMismatch};
 use crate::{Error, Result};
 
 /// The named tensors of a PyTorch `state_dict`, as saved by
@@ -15,9 +15,9 @@ use crate::{Error, Result};
 ///
 /// Reading goes through burn-store (its safetensors and PyTorch-pickle readers); tensors are
 /// decoded lazily, when a module takes them. Modules that load PyTorch weights
-/// (for example [`Lstm::load_state_dict`](crate::nn::Lstm::load_state_dict)) check the whole
-/// key set first: a missing key, an unexpected key or a shape mismatch is an [`Error`] naming it,
-/// and no parameter is left silently at its initial value.
+/// ([`TorchWeights::load_state_dict`](super::TorchWeights::load_state_dict)) check the whole
+/// key set first: missing keys, unexpected keys and shape mismatches are one [`Error`] naming
+/// them all, and no parameter is left silently at its initial value.
 ///
 /// ```no_run
 /// # use ember_lm::io::StateDict;
@@ -125,78 +125,36 @@ impl StateDict {
         self.tensors.get(key).map(|s| s.shape.to_vec())
     }
 
-    /// Checks that the keys under `prefix` are exactly `expected` (each with its shape).
-    ///
-    /// Keys outside `prefix` are ignored, so that one submodule of a larger checkpoint can be
-    /// loaded (`prefix = "encoder.rnn."`).
-    pub(crate) fn check_exact(&self, prefix: &str, expected: &[(String, Vec<usize>)]) -> Result<()> {
-        self.check_exact_ignoring(prefix, expected, |_| false)
-    }
-
-    /// As `check_exact`, with keys for which `ignore` holds allowed to be present (buffers a
-    /// checkpoint stores but the module computes, such as GPT-2's causal `attn.bias`).
-    pub(crate) fn check_exact_ignoring(
-        &self,
-        prefix: &str,
-        expected: &[(String, Vec<usize>)],
-        ignore: impl Fn(&str) -> bool,
-    ) -> Result<()> {
-        let present: BTreeSet<&str> = self
-            .tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix(prefix))
-            .collect();
-        let wanted: BTreeSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-        let missing: Vec<String> = wanted
-            .difference(&present)
-            .map(|k| format!("{prefix}{k}"))
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::MissingKeys {
-                source_name: self.source.clone(),
-                keys: missing,
-            });
-        }
-        let unexpected: Vec<String> = present
-            .difference(&wanted)
-            .filter(|k| !ignore(k))
-            .map(|k| format!("{prefix}{k}"))
-            .collect();
-        if !unexpected.is_empty() {
-            return Err(Error::UnexpectedKeys {
-                source_name: self.source.clone(),
-                keys: unexpected,
-            });
-        }
-        for (key, shape) in expected {
-            let full = format!("{prefix}{key}");
-            let found = self.shape(&full).expect("checked above");
-            if &found != shape {
-                return Err(Error::KeyShape {
-                    source_name: self.source.clone(),
-                    key: full,
-                    expected: shape.clone(),
-                    found,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The tensor under `key` as a float tensor on `device`, converted to the backend's float type.
     pub fn tensor<B: Backend, const D: usize>(&self, key: &str, device: &B::Device) -> Result<Tensor<B, D>> {
-        let snapshot = self.tensors.get(key).ok_or_else(|| Error::MissingKeys {
-            source_name: self.source.clone(),
-            keys: vec![key.to_string()],
-        })?;
-        if snapshot.shape.len() != D {
-            return Err(Error::KeyShape {
+        let found = self.shape(key).unwrap_or_default();
+        if self.tensors.contains_key(key) && found.len() != D {
+            return Err(Error::StateDict {
                 source_name: self.source.clone(),
-                key: key.to_string(),
-                expected: vec![0; D],
-                found: snapshot.shape.to_vec(),
+                report: KeyReport {
+                    mismatched: vec![ShapeMismatch {
+                        key: key.to_string(),
+                        expected: vec![0; D],
+                        found,
+                    }],
+                    ..KeyReport::default()
+                },
             });
         }
+        Ok(Tensor::from_data(self.data(key)?, device))
+    }
+
+    /// The values under `key` as stored (any rank, the file's float type): an [`Error::StateDict`]
+    /// when the key is missing, an [`Error::Load`] for a tensor that does not decode or is not
+    /// float, an [`Error::NotFinite`] for a NaN or infinite value.
+    pub fn data(&self, key: &str) -> Result<TensorData> {
+        let snapshot = self.tensors.get(key).ok_or_else(|| Error::StateDict {
+            source_name: self.source.clone(),
+            report: KeyReport {
+                missing: vec![key.to_string()],
+                ..KeyReport::default()
+            },
+        })?;
         let data = snapshot.to_data().map_err(|e| Error::Load {
             path: self.source.clone().into(),
             message: format!("key `{key}`: {e:?}"),
@@ -213,25 +171,7 @@ impl StateDict {
                 what: format!("{}: key `{key}`", self.source),
             });
         }
-        Ok(Tensor::from_data(data, device))
-    }
-
-    /// Replaces the value of `param` with the tensor under `key`, keeping the parameter's id
-    /// (so optimizer state stays attached) and its `require_grad` setting.
-    pub(crate) fn fill<B: Backend, const D: usize>(
-        &self,
-        param: Param<Tensor<B, D>>,
-        key: &str,
-    ) -> Result<Param<Tensor<B, D>>> {
-        let device = param.lazy_device();
-        let value = self.tensor::<B, D>(key, &device)?;
-        Ok(param.map(move |old| {
-            if old.is_require_grad() {
-                value.require_grad()
-            } else {
-                value
-            }
-        }))
+        Ok(data)
     }
 }
 

@@ -72,6 +72,9 @@ pub struct Gpt<B: Backend> {
     drop: Dropout,
     vocab_size: usize,
     block_size: usize,
+    /// The configuration it was built from (for `save_pretrained`'s `config.json`).
+    #[module(skip)]
+    config: GptConfig,
 }
 
 /// The per-block key/value caches of a [`Gpt`] for incremental decoding.
@@ -171,6 +174,7 @@ impl GptConfig {
             drop: DropoutConfig::new(self.dropout).init(),
             vocab_size: self.vocab_size,
             block_size: self.block_size,
+            config: self.clone(),
         })
     }
 }
@@ -184,6 +188,11 @@ impl<B: Backend> Gpt<B> {
     /// Context length.
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &GptConfig {
+        &self.config
     }
 
     /// Logits for every position of `ids` (causal: position `t` sees `ids[.., ..=t]`).

@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use burn::module::Param;
-use burn::tensor::{ElementConversion, Tensor};
 use serde::Deserialize;
 
 use super::gpt::{Gpt, GptConfig};
-use crate::io::StateDict;
+use super::gpt_names::{Gpt2Names, Projection};
+use crate::io::{StateDict, TorchWeights, atomic_write, load_into, state_dict_of, write_safetensors};
 use crate::nn::FeedForwardActivation;
 use crate::{Backend, Error, Result};
 
@@ -131,13 +130,15 @@ impl<B: Backend> Gpt<B> {
 
     /// Loads the weights of a GPT-2 state dict with Hugging Face's key names (see
     /// [`Gpt::from_pretrained`]).
-    pub fn load_hf_state_dict(self, dict: &StateDict) -> Result<Self> {
-        let prefix = if dict.keys().any(|k| k.starts_with("transformer.")) {
+    pub fn load_hf_state_dict(mut self, dict: &StateDict) -> Result<Self> {
+        let body = if dict.keys().any(|k| k.starts_with("transformer.")) {
             "transformer."
         } else {
             ""
         };
-        self.load_gpt2_names(dict, prefix, Projection::Conv1D)
+        let mut names = Gpt2Names::new(&mut self, Projection::Conv1D, body);
+        load_into(&mut names, dict, "")?;
+        Ok(self)
     }
 
     /// Loads a nanoGPT checkpoint (`ckpt.pt` as nanoGPT's `train.py` writes it): the state dict
@@ -171,148 +172,72 @@ impl<B: Backend> Gpt<B> {
     pub fn load_nanogpt_state_dict(self, dict: &StateDict) -> Result<Self> {
         // Cloning copies the key map only: tensors are read when a parameter takes them.
         let dict = dict.clone().strip_prefix("_orig_mod.")?;
-        self.load_gpt2_names(&dict, "transformer.", Projection::Linear)
-    }
-
-    /// Loads GPT-2's key names under `prefix` (and `lm_head.weight` beside it), with the
-    /// projections stored as `projection` says.
-    fn load_gpt2_names(mut self, dict: &StateDict, prefix: &str, projection: Projection) -> Result<Self> {
-        // A projection `in -> out` is stored `[in, out]` by Conv1D, `[out, in]` by nn.Linear.
-        let stored = |inp: usize, out: usize| match projection {
-            Projection::Conv1D => vec![inp, out],
-            Projection::Linear => vec![out, inp],
-        };
-        let device = self.wte.lazy_device();
-        let [vocab, d] = self.wte.dims();
-        let d_ff = self.h[0].linear1.weight.dims()[0];
-        let bias = self.ln_f.bias.is_some();
-        let tied = self.lm_head.is_none();
-        let mut keys = vec![
-            ("wte.weight".to_string(), vec![vocab, d]),
-            ("wpe.weight".to_string(), vec![self.block_size(), d]),
-            ("ln_f.weight".to_string(), vec![d]),
-        ];
-        if bias {
-            keys.push(("ln_f.bias".into(), vec![d]));
-        }
-        for i in 0..self.h.len() {
-            let mut add = |name: &str, shape: Vec<usize>, is_bias: bool| {
-                if !is_bias || bias {
-                    keys.push((format!("h.{i}.{name}"), shape));
-                }
-            };
-            add("ln_1.weight", vec![d], false);
-            add("ln_1.bias", vec![d], true);
-            add("attn.c_attn.weight", stored(d, 3 * d), false);
-            add("attn.c_attn.bias", vec![3 * d], true);
-            add("attn.c_proj.weight", stored(d, d), false);
-            add("attn.c_proj.bias", vec![d], true);
-            add("ln_2.weight", vec![d], false);
-            add("ln_2.bias", vec![d], true);
-            add("mlp.c_fc.weight", stored(d, d_ff), false);
-            add("mlp.c_fc.bias", vec![d_ff], true);
-            add("mlp.c_proj.weight", stored(d_ff, d), false);
-            add("mlp.c_proj.bias", vec![d], true);
-        }
-        let head_key = "lm_head.weight";
-        let buffer = |k: &str| k.ends_with("attn.bias") || k.ends_with("attn.masked_bias");
-        // The LM head sits outside `transformer.`: checked on its own below.
-        let outside = |k: &str| !prefix.is_empty() && !k.starts_with(prefix);
-        dict.check_exact_ignoring(prefix, &keys, |k| buffer(k) || k == head_key)?;
-        let extra: Vec<String> = dict
-            .keys()
-            .filter(|k| outside(k) && *k != head_key)
-            .map(String::from)
-            .collect();
-        if !extra.is_empty() {
-            return Err(Error::UnexpectedKeys {
-                source_name: dict.source().to_string(),
-                keys: extra,
-            });
-        }
-        match (dict.shape(head_key), tied) {
-            (None, false) => {
-                return Err(Error::MissingKeys {
-                    source_name: dict.source().to_string(),
-                    keys: vec![head_key.into()],
-                });
-            }
-            (Some(shape), _) if shape != vec![vocab, d] => {
-                return Err(Error::KeyShape {
-                    source_name: dict.source().to_string(),
-                    key: head_key.into(),
-                    expected: vec![vocab, d],
-                    found: shape,
-                });
-            }
-            _ => {}
-        }
-
-        let get1 = |k: &str| -> Result<Param<Tensor<B, 1>>> {
-            Ok(Param::from_tensor(
-                dict.tensor::<B, 1>(&format!("{prefix}{k}"), &device)?,
-            ))
-        };
-        let get2 =
-            |k: &str| -> Result<Tensor<B, 2>> { dict.tensor::<B, 2>(&format!("{prefix}{k}"), &device) };
-        // Into PyTorch's Linear layout `[out, in]`.
-        let conv = |k: &str| -> Result<Param<Tensor<B, 2>>> {
-            let w = get2(k)?;
-            Ok(Param::from_tensor(match projection {
-                Projection::Conv1D => w.transpose(),
-                Projection::Linear => w,
-            }))
-        };
-        self.wte = Param::from_tensor(get2("wte.weight")?);
-        self.wpe.weight = Param::from_tensor(get2("wpe.weight")?);
-        self.ln_f.weight = get1("ln_f.weight")?;
-        if bias {
-            self.ln_f.bias = Some(get1("ln_f.bias")?);
-        }
-        for (i, block) in self.h.iter_mut().enumerate() {
-            let k = |name: &str| format!("h.{i}.{name}");
-            let b = |name: &str| -> Result<Option<Param<Tensor<B, 1>>>> {
-                if bias { Ok(Some(get1(&k(name))?)) } else { Ok(None) }
-            };
-            block.norm1.weight = get1(&k("ln_1.weight"))?;
-            block.norm1.bias = b("ln_1.bias")?;
-            block.self_attn.in_proj_weight = conv(&k("attn.c_attn.weight"))?;
-            block.self_attn.in_proj_bias = b("attn.c_attn.bias")?;
-            block.self_attn.out_proj_weight = conv(&k("attn.c_proj.weight"))?;
-            block.self_attn.out_proj_bias = b("attn.c_proj.bias")?;
-            block.norm2.weight = get1(&k("ln_2.weight"))?;
-            block.norm2.bias = b("ln_2.bias")?;
-            block.linear1.weight = conv(&k("mlp.c_fc.weight"))?;
-            block.linear1.bias = b("mlp.c_fc.bias")?;
-            block.linear2.weight = conv(&k("mlp.c_proj.weight"))?;
-            block.linear2.bias = b("mlp.c_proj.bias")?;
-        }
-        match &mut self.lm_head {
-            Some(head) => head.weight = Param::from_tensor(dict.tensor::<B, 2>(head_key, &device)?),
-            // A tied model takes its head from `wte`; a stored head must then be the same matrix,
-            // or the checkpoint's model was not tied and would silently lose its head.
-            None if dict.shape(head_key).is_some() => {
-                let head = dict.tensor::<B, 2>(head_key, &device)?;
-                let differs = (head - self.wte.val()).abs().max().into_scalar().elem::<f64>() > 0.0;
-                if differs {
-                    return Err(Error::Data(format!(
-                        "{}: `{head_key}` differs from `{prefix}wte.weight`, so the checkpoint's head is \
-                         not tied; build the model with tie_weights = false",
-                        dict.source()
-                    )));
-                }
-            }
-            None => {}
-        }
-        Ok(self)
+        self.load_state_dict(&dict, "")
     }
 }
 
-/// How a checkpoint stores a projection's weight.
-#[derive(Debug, Clone, Copy)]
-enum Projection {
-    /// GPT-2's `Conv1D` (Hugging Face): `[in, out]`.
-    Conv1D,
-    /// `nn.Linear` (nanoGPT): `[out, in]`.
-    Linear,
+impl GptConfig {
+    /// This configuration as a Hugging Face GPT-2 `config.json`, or an [`Error::Config`] for an
+    /// option GPT-2 has no field for (`bias = false`).
+    pub fn to_hf_config(&self) -> Result<serde_json::Value> {
+        if !self.bias {
+            return Err(Error::Config {
+                module: "GptConfig",
+                message: "bias is false, and Hugging Face's GPT-2 always has biases; export with \
+                          save_pytorch (nanoGPT's layout) instead"
+                    .into(),
+            });
+        }
+        let activation = match self.activation {
+            FeedForwardActivation::GeluTanh => "gelu_new",
+            FeedForwardActivation::Gelu => "gelu",
+            FeedForwardActivation::Relu => "relu",
+        };
+        Ok(serde_json::json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.block_size,
+            "n_embd": self.n_embd,
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_inner": self.n_inner,
+            "activation_function": activation,
+            "layer_norm_epsilon": self.layer_norm_eps,
+            "resid_pdrop": self.dropout,
+            "embd_pdrop": self.dropout,
+            "attn_pdrop": self.dropout,
+            "tie_word_embeddings": self.tie_weights,
+            "scale_attn_weights": true,
+            "scale_attn_by_inverse_layer_idx": false,
+            "reorder_and_upcast_attn": false,
+        }))
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    /// Writes a Hugging Face GPT-2 directory that `GPT2LMHeadModel.from_pretrained(dir)` loads:
+    /// `config.json` and `model.safetensors` (keys under `transformer.`, the projections in
+    /// `Conv1D`'s `[in, out]` layout, and `lm_head.weight`). [`Gpt::from_pretrained`] reads it
+    /// back. A model GPT-2 cannot express (`bias = false`) is an [`Error::Config`]; a file that
+    /// cannot be written is an [`Error::Save`].
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let config = self.config().to_hf_config()?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Save {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut model = self.clone();
+        let tensors = state_dict_of(
+            &mut Gpt2Names::new(&mut model, Projection::Conv1D, "transformer."),
+            "",
+        )?;
+        write_safetensors(&dir.join("model.safetensors"), &tensors)?;
+        let json = serde_json::to_string_pretty(&config).map_err(|e| Error::Serialize {
+            what: "config.json".into(),
+            message: e.to_string(),
+        })?;
+        atomic_write(&dir.join("config.json"), json.as_bytes())
+    }
 }

@@ -3,6 +3,7 @@ mod classifier;
 mod conditioned;
 mod gpt;
 mod gpt_hf;
+mod gpt_names;
 mod language_model;
 mod rnn_lm;
 mod rnn_seq2seq;

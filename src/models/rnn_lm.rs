@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Distribution, Int, Tensor};
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::lookup;
 use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
 use crate::{Backend, Error, Result};
@@ -81,7 +81,7 @@ impl RnnLmConfig {
 /// ```
 ///
 /// Parameters are named after PyTorch's `RNNModel` (`encoder.weight`, `rnn.*`, `decoder.weight`,
-/// `decoder.bias`), whose state dict [`load_state_dict`](Self::load_state_dict) reads.
+/// `decoder.bias`), whose state dict [`TorchWeights::load_state_dict`] reads and [`TorchWeights::save_pytorch`] writes.
 #[derive(Module, Debug)]
 pub struct RnnLm<B: Backend> {
     /// The embedding `[vocab, embed]` (`encoder.weight`).
@@ -132,46 +132,24 @@ impl<B: Backend> RnnLm<B> {
         let logits = out.reshape([b * t, d]).matmul(weight.transpose()) + self.decoder_bias.val().unsqueeze();
         Ok((logits.reshape([b, t, self.vocab_size]), state))
     }
+}
 
-    /// Loads the state dict of PyTorch's `RNNModel` (`encoder.weight`, `rnn.weight_ih_l0`, ...,
-    /// `decoder.weight`, `decoder.bias`). With tied weights `decoder.weight` may be present
-    /// (PyTorch saves the shared tensor under both names) and is ignored.
-    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self> {
-        let [v, e] = self.encoder.dims();
-        let mut expected = vec![
-            ("encoder.weight".to_string(), vec![v, e]),
-            ("decoder.bias".to_string(), vec![v]),
-        ];
-        if let Some(w) = &self.decoder_weight {
-            expected.push(("decoder.weight".to_string(), w.dims().to_vec()));
+impl<B: Backend> TorchWeights for RnnLm<B> {
+    /// PyTorch's `RNNModel` (word_language_model): `encoder.weight`, `rnn.*`, `decoder.weight`,
+    /// `decoder.bias`. A tied `decoder.weight` is saved too, as PyTorch saves the shared tensor
+    /// under both names, and may be absent on loading. The projection that ties different sizes
+    /// (not in PyTorch's model) is `proj.weight`.
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.pp("encoder").tensor("weight", &mut self.encoder)?;
+        w.module("rnn", &mut self.rnn)?;
+        if let Some(proj) = &mut self.proj {
+            w.module("proj", proj)?;
         }
-        let tied = self.decoder_weight.is_none();
-        dict.check_exact_ignoring(
-            "encoder.",
-            &expected[..1]
-                .iter()
-                .map(|(k, s)| (k["encoder.".len()..].to_string(), s.clone()))
-                .collect::<Vec<_>>(),
-            |_| false,
-        )?;
-        let decoder: Vec<(String, Vec<usize>)> = expected[1..]
-            .iter()
-            .map(|(k, s)| (k["decoder.".len()..].to_string(), s.clone()))
-            .collect();
-        dict.check_exact_ignoring("decoder.", &decoder, |k| tied && k == "weight")?;
-        let rnn = self.rnn.load_state_dict(dict, "rnn.")?;
-        let encoder = dict.fill(self.encoder, "encoder.weight")?;
-        let decoder_bias = dict.fill(self.decoder_bias, "decoder.bias")?;
-        let decoder_weight = match self.decoder_weight {
-            Some(w) => Some(dict.fill(w, "decoder.weight")?),
-            None => None,
-        };
-        Ok(Self {
-            encoder,
-            rnn,
-            decoder_weight,
-            decoder_bias,
-            ..self
-        })
+        let mut decoder = w.pp("decoder");
+        match &mut self.decoder_weight {
+            Some(weight) => decoder.tensor("weight", weight)?,
+            None => decoder.tied("weight", &self.encoder, "encoder.weight")?,
+        }
+        decoder.tensor("bias", &mut self.decoder_bias)
     }
 }

@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::lookup;
 use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
 use crate::{Backend, Error, Result};
@@ -280,63 +280,40 @@ impl<B: Backend> RnnSeq2Seq<B> {
         state.hidden = state.hidden.clone().select(indices)?;
         Ok(())
     }
+}
 
-    /// Loads the state dict of the tutorial's two modules saved together as
-    /// `{"encoder.<key>": ..., "decoder.<key>": ...}` (for example
-    /// `{**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **{f"decoder.{k}": ...}}`).
-    /// The recurrent keys use the cell's module name: `gru`, `lstm` or `rnn`.
-    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self> {
-        let rnn_name = match (&self.encoder_rnn, &self.decoder_rnn) {
-            (Recurrent::Gru(_), _) => "gru",
-            (Recurrent::Lstm(_), _) => "lstm",
-            (Recurrent::Rnn(_), _) => "rnn",
+impl<B: Backend> TorchWeights for RnnSeq2Seq<B> {
+    /// The PyTorch tutorial's two modules saved together as `{"encoder.<key>": ...,
+    /// "decoder.<key>": ...}` (for example `{**{f"encoder.{k}": v for k, v in
+    /// encoder.state_dict().items()}, **{f"decoder.{k}": ...}}`): `encoder.embedding.weight`,
+    /// `encoder.gru.*`, `decoder.embedding.weight`, `decoder.attention.{Wa,Ua,Va}.*`,
+    /// `decoder.gru.*`, `decoder.out.*`. The recurrent keys use the cell's module name: `gru`,
+    /// `lstm` or `rnn`.
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        let rnn_name = match &self.encoder_rnn {
+            Recurrent::Gru(_) => "gru",
+            Recurrent::Lstm(_) => "lstm",
+            Recurrent::Rnn(_) => "rnn",
         };
-        let mut attn = Vec::new();
-        for (name, l) in [
-            ("Wa", &self.attn_wa),
-            ("Ua", &self.attn_ua),
-            ("Va", &self.attn_va),
+        let mut encoder = w.pp("encoder");
+        encoder
+            .pp("embedding")
+            .tensor("weight", &mut self.encoder_embedding)?;
+        encoder.module(rnn_name, &mut self.encoder_rnn)?;
+        let mut decoder = w.pp("decoder");
+        decoder
+            .pp("embedding")
+            .tensor("weight", &mut self.decoder_embedding)?;
+        for (name, layer) in [
+            ("Wa", &mut self.attn_wa),
+            ("Ua", &mut self.attn_ua),
+            ("Va", &mut self.attn_va),
         ] {
-            if let Some(l) = l {
-                attn.extend(l.keys(&format!("attention.{name}")));
+            if let Some(layer) = layer {
+                decoder.pp("attention").module(name, layer)?;
             }
         }
-        // Check the linear and embedding keys under `decoder.` (the recurrent ones are checked by
-        // the recurrent loader).
-        let mut expected = vec![(
-            "embedding.weight".to_string(),
-            self.decoder_embedding.dims().to_vec(),
-        )];
-        expected.extend(attn);
-        expected.extend(self.out.keys("out"));
-        let rnn_prefix = format!("{rnn_name}.");
-        dict.check_exact_ignoring("decoder.", &expected, |k| k.starts_with(&rnn_prefix))?;
-        dict.check_exact_ignoring(
-            "encoder.",
-            &[(
-                "embedding.weight".to_string(),
-                self.encoder_embedding.dims().to_vec(),
-            )],
-            |k| k.starts_with(&rnn_prefix),
-        )?;
-        let load_opt = |l: Option<TorchLinear<B>>, name: &str| -> Result<Option<TorchLinear<B>>> {
-            l.map(|l| l.load(dict, &format!("decoder.attention.{name}")))
-                .transpose()
-        };
-        Ok(Self {
-            encoder_embedding: dict.fill(self.encoder_embedding, "encoder.embedding.weight")?,
-            encoder_rnn: self
-                .encoder_rnn
-                .load_state_dict(dict, &format!("encoder.{rnn_name}."))?,
-            decoder_embedding: dict.fill(self.decoder_embedding, "decoder.embedding.weight")?,
-            attn_wa: load_opt(self.attn_wa, "Wa")?,
-            attn_ua: load_opt(self.attn_ua, "Ua")?,
-            attn_va: load_opt(self.attn_va, "Va")?,
-            decoder_rnn: self
-                .decoder_rnn
-                .load_state_dict(dict, &format!("decoder.{rnn_name}."))?,
-            out: self.out.load(dict, "decoder.out")?,
-            ..self
-        })
+        decoder.module(rnn_name, &mut self.decoder_rnn)?;
+        decoder.module("out", &mut self.out)
     }
 }

@@ -5,7 +5,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::lookup;
 use crate::nn::{
     AttentionMasks, AttentionMemory, FeedForwardActivation, KvCache, PositionsConfig, SinusoidalPositions,
@@ -61,7 +61,7 @@ pub struct TransformerSeq2SeqConfig {
 ///
 /// Both stacks end with a layer norm, as `nn.Transformer`'s do. Field names follow that
 /// model's state dict (`src_embed`, `tgt_embed`, `transformer.encoder`, `transformer.decoder`,
-/// `generator`); [`TransformerSeq2Seq::load_state_dict`] loads it.
+/// `generator`); [`TorchWeights::load_state_dict`] loads it.
 #[derive(Module, Debug)]
 pub struct TransformerSeq2Seq<B: Backend> {
     /// Source token embedding `[src_vocab_size, d_model]`.
@@ -290,47 +290,17 @@ impl<B: Backend> TransformerSeq2Seq<B> {
             .drop
             .forward(self.positions.forward(x * (d as f64).sqrt(), offset)?))
     }
+}
 
-    /// Loads the state dict of the PyTorch model described above (keys `src_embed.weight`,
-    /// `tgt_embed.weight`, `transformer.encoder.*`, `transformer.decoder.*`, `generator.*`, under
-    /// `prefix`). A missing or unexpected key or a shape mismatch is an [`Error`] naming it.
-    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
-        let mut keys = vec![
-            ("src_embed.weight".to_string(), self.src_embed.dims().to_vec()),
-            ("tgt_embed.weight".to_string(), self.tgt_embed.dims().to_vec()),
-        ];
-        let nested = |keys: Vec<(String, Vec<usize>)>, p: &'static str| {
-            keys.into_iter().map(move |(k, s)| (format!("{p}{k}"), s))
-        };
-        keys.extend(nested(self.encoder.pytorch_keys(), "transformer.encoder."));
-        keys.extend(nested(self.decoder.pytorch_keys(), "transformer.decoder."));
-        keys.extend(nested(self.generator_keys(), "generator."));
-        dict.check_exact(prefix, &keys)?;
-        let device = self.src_embed.lazy_device();
-        let table = |k: &str| -> Result<Param<Tensor<B, 2>>> {
-            Ok(Param::from_tensor(dict.tensor(&format!("{prefix}{k}"), &device)?))
-        };
-        let mut generator = self.generator;
-        generator.weight = table("generator.weight")?;
-        generator.bias = Some(Param::from_tensor(
-            dict.tensor(&format!("{prefix}generator.bias"), &device)?,
-        ));
-        Ok(Self {
-            src_embed: table("src_embed.weight")?,
-            tgt_embed: table("tgt_embed.weight")?,
-            encoder: self
-                .encoder
-                .load_state_dict(dict, &format!("{prefix}transformer.encoder."))?,
-            decoder: self
-                .decoder
-                .load_state_dict(dict, &format!("{prefix}transformer.decoder."))?,
-            generator,
-            ..self
-        })
-    }
-
-    fn generator_keys(&self) -> Vec<(String, Vec<usize>)> {
-        let [v, d] = self.generator.weight.dims();
-        vec![("weight".into(), vec![v, d]), ("bias".into(), vec![v])]
+impl<B: Backend> TorchWeights for TransformerSeq2Seq<B> {
+    /// The PyTorch model described above: `src_embed.weight`, `tgt_embed.weight`,
+    /// `transformer.encoder.*`, `transformer.decoder.*`, `generator.*`.
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.pp("src_embed").tensor("weight", &mut self.src_embed)?;
+        w.pp("tgt_embed").tensor("weight", &mut self.tgt_embed)?;
+        let mut transformer = w.pp("transformer");
+        transformer.module("encoder", &mut self.encoder)?;
+        transformer.module("decoder", &mut self.decoder)?;
+        w.module("generator", &mut self.generator)
     }
 }

@@ -4,7 +4,7 @@
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::{Backend, Error, Result};
 
 /// A linear map in PyTorch's layout (`weight [out, in]`).
@@ -25,28 +25,6 @@ impl<B: Backend> TorchLinear<B> {
             weight: init.init_with([d_out, d_in], Some(d_in), Some(d_out), device),
             bias: bias.then(|| init.init([d_out], device)),
         }
-    }
-
-    /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
-    pub(crate) fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
-        let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
-        keys.extend(
-            self.bias
-                .as_ref()
-                .map(|b| (format!("{name}.bias"), b.dims().to_vec())),
-        );
-        keys
-    }
-
-    /// Takes `{path}.weight` and `{path}.bias` from `dict` (already checked).
-    pub(crate) fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
-        Ok(Self {
-            weight: dict.fill(self.weight, &format!("{path}.weight"))?,
-            bias: self
-                .bias
-                .map(|b| dict.fill(b, &format!("{path}.bias")))
-                .transpose()?,
-        })
     }
 
     /// `x Wᵀ + b` over the last dimension; an [`Error::Shape`] when `x`'s last size is not the
@@ -79,5 +57,12 @@ impl<B: Backend> TorchLinear<B> {
             y = y + b.val().unsqueeze::<2>();
         }
         y.reshape([batch, len, d_out])
+    }
+}
+
+impl<B: Backend> TorchWeights for TorchLinear<B> {
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.tensor("weight", &mut self.weight)?;
+        w.optional("bias", &mut self.bias)
     }
 }

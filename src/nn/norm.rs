@@ -3,7 +3,7 @@
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::{Backend, Error, Result};
 
 /// A layer norm in PyTorch's parameterisation (`weight`, `bias`, biased variance).
@@ -24,29 +24,6 @@ impl<B: Backend> TorchLayerNorm<B> {
             bias: bias.then(|| Initializer::Zeros.init([d], device)),
             eps,
         }
-    }
-
-    /// PyTorch's keys (`{name}.weight`, `{name}.bias`) with their shapes.
-    pub(crate) fn keys(&self, name: &str) -> Vec<(String, Vec<usize>)> {
-        let mut keys = vec![(format!("{name}.weight"), self.weight.dims().to_vec())];
-        keys.extend(
-            self.bias
-                .as_ref()
-                .map(|b| (format!("{name}.bias"), b.dims().to_vec())),
-        );
-        keys
-    }
-
-    /// Takes `{path}.weight` and `{path}.bias` from `dict` (already checked).
-    pub(crate) fn load(self, dict: &StateDict, path: &str) -> Result<Self> {
-        Ok(Self {
-            weight: dict.fill(self.weight, &format!("{path}.weight"))?,
-            bias: self
-                .bias
-                .map(|b| dict.fill(b, &format!("{path}.bias")))
-                .transpose()?,
-            eps: self.eps,
-        })
     }
 
     /// Normalises the last dimension, then scales and shifts it; an [`Error::Shape`] when `x`'s
@@ -76,5 +53,12 @@ impl<B: Backend> TorchLayerNorm<B> {
             Some(b) => y + b.val().unsqueeze::<3>(),
             None => y,
         }
+    }
+}
+
+impl<B: Backend> TorchWeights for TorchLayerNorm<B> {
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.tensor("weight", &mut self.weight)?;
+        w.optional("bias", &mut self.bias)
     }
 }

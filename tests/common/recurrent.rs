@@ -4,6 +4,7 @@
 
 use super::{Fixture, assert_close, fixture_path};
 use burn::tensor::{Tensor, TensorData};
+use ember_lm::io::TorchWeights;
 use ember_lm::nn::{GruConfig, LstmConfig, LstmState, Nonlinearity, RecurrentWeights, RnnConfig};
 use serde::Deserialize;
 

@@ -4,7 +4,7 @@
 use super::{Fixture, assert_close, fixture_path};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Bool, Int, Tensor};
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::models::{TransformerSeq2Seq, TransformerSeq2SeqConfig};
 
 pub fn config() -> TransformerSeq2SeqConfig {

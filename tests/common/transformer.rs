@@ -4,7 +4,7 @@
 use super::{Fixture, assert_close, fixture_path};
 use burn::module::Param;
 use burn::tensor::{Bool, Tensor};
-use ember_lm::io::StateDict;
+use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::nn::{AttentionMasks, FeedForwardActivation, TransformerEncoderLayerConfig};
 use serde::Deserialize;
 

@@ -6,7 +6,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::{KvCache, RotaryConfig, RotaryPositions};
 use crate::{Backend, Error, Result};
 
@@ -51,7 +51,7 @@ pub struct MultiHeadAttentionConfig {
 ///
 /// Parameters keep PyTorch's names and layout (`in_proj_weight [(H + 2 H_kv) d_head, d_model]`,
 /// `in_proj_bias`, `out_proj.weight [d_model, d_model]`, `out_proj.bias`), so a state dict of
-/// `torch.nn.MultiheadAttention` loads with [`MultiHeadAttention::load_state_dict`].
+/// `torch.nn.MultiheadAttention` loads with [`TorchWeights::load_state_dict`](crate::io::TorchWeights::load_state_dict).
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention<B: Backend> {
     /// Q, K and V projections stacked: `[(n_heads + 2 n_kv_heads) d_head, d_model]`.
@@ -315,40 +315,16 @@ impl<B: Backend> MultiHeadAttention<B> {
             None => t,
         }
     }
+}
 
-    /// PyTorch's key names of this module's parameters with their shapes.
-    pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
-        let rows = self.in_proj_weight.dims()[0];
-        let d = self.d_model;
-        let mut keys = vec![
-            ("in_proj_weight".to_string(), vec![rows, d]),
-            ("out_proj.weight".to_string(), vec![d, d]),
-        ];
-        if self.in_proj_bias.is_some() {
-            keys.push(("in_proj_bias".into(), vec![rows]));
-            keys.push(("out_proj.bias".into(), vec![d]));
-        }
-        keys
-    }
-
-    /// Loads the state dict of a `torch.nn.MultiheadAttention` (keys `in_proj_weight`,
-    /// `in_proj_bias`, `out_proj.weight`, `out_proj.bias` under `prefix`). A missing or unexpected
-    /// key or a shape mismatch is an [`Error`] naming it.
-    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
-        dict.check_exact(prefix, &self.pytorch_keys())?;
-        let key = |k: &str| format!("{prefix}{k}");
-        Ok(Self {
-            in_proj_weight: dict.fill(self.in_proj_weight, &key("in_proj_weight"))?,
-            in_proj_bias: self
-                .in_proj_bias
-                .map(|p| dict.fill(p, &key("in_proj_bias")))
-                .transpose()?,
-            out_proj_weight: dict.fill(self.out_proj_weight, &key("out_proj.weight"))?,
-            out_proj_bias: self
-                .out_proj_bias
-                .map(|p| dict.fill(p, &key("out_proj.bias")))
-                .transpose()?,
-            ..self
-        })
+impl<B: Backend> TorchWeights for MultiHeadAttention<B> {
+    /// `torch.nn.MultiheadAttention`'s keys: `in_proj_weight`, `in_proj_bias`,
+    /// `out_proj.weight`, `out_proj.bias`.
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.tensor("in_proj_weight", &mut self.in_proj_weight)?;
+        w.optional("in_proj_bias", &mut self.in_proj_bias)?;
+        let mut out = w.pp("out_proj");
+        out.tensor("weight", &mut self.out_proj_weight)?;
+        out.optional("bias", &mut self.out_proj_bias)
     }
 }

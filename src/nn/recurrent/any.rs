@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::{Gru, GruConfig, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnConfig};
+use crate::io::{TorchWeights, WeightPath};
 use crate::{Backend, Error, Result};
 
 /// Which recurrent cell.
@@ -233,13 +234,15 @@ impl<B: Backend> Recurrent<B> {
             }
         }
     }
+}
 
-    /// Loads PyTorch's keys (`{prefix}weight_ih_l0`, ...).
-    pub fn load_state_dict(self, dict: &crate::io::StateDict, prefix: &str) -> Result<Self> {
-        Ok(match self {
-            Self::Rnn(m) => Self::Rnn(m.load_state_dict(dict, prefix)?),
-            Self::Lstm(m) => Self::Lstm(m.load_state_dict(dict, prefix)?),
-            Self::Gru(m) => Self::Gru(m.load_state_dict(dict, prefix)?),
-        })
+impl<B: Backend> TorchWeights for Recurrent<B> {
+    /// The wrapped module's keys (`weight_ih_l0`, ...).
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        match self {
+            Self::Rnn(m) => m.visit_weights(w),
+            Self::Lstm(m) => m.visit_weights(w),
+            Self::Gru(m) => m.visit_weights(w),
+        }
     }
 }

@@ -33,34 +33,10 @@ pub fn lengths_from_padding_mask<B: Backend>(mask: Tensor<B, 2, Bool>) -> Result
         .collect()
 }
 
-/// Implements the loading methods and accessors that the three recurrent modules share.
+/// Implements the accessors and the PyTorch names that the three recurrent modules share.
 macro_rules! recurrent_common {
-    ($module:ident, $example_key:literal) => {
+    ($module:ident, $torch:literal) => {
         impl<B: Backend> $module<B> {
-            /// Loads a PyTorch state dict: every key of the matching `torch.nn` module
-            #[doc = concat!("(`", $example_key, "`, ...) under `prefix` (`\"\"` for a bare module,")]
-            /// `"encoder.rnn."` for a submodule of a larger checkpoint).
-            ///
-            /// A missing key, an unexpected key under `prefix`, or a shape that differs from this
-            /// module's configuration is an [`Error`](crate::Error) naming the key; on error the
-            /// module is not returned half-loaded.
-            pub fn load_state_dict(self, dict: &crate::io::StateDict, prefix: &str) -> crate::Result<Self> {
-                let cells = self.spec.load_cells(self.cells, dict, prefix)?;
-                Ok(Self { cells, ..self })
-            }
-
-            /// Reads a state dict file (`.safetensors`, or `.pt`/`.pth` from `torch.save`) and
-            /// loads it with [`load_state_dict`](Self::load_state_dict) and an empty prefix.
-            pub fn load_pytorch_file(self, path: impl AsRef<std::path::Path>) -> crate::Result<Self> {
-                let dict = crate::io::StateDict::from_file(path)?;
-                self.load_state_dict(&dict, "")
-            }
-
-            /// PyTorch's key names of this module's parameters with their shapes, in order.
-            pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
-                self.spec.keys()
-            }
-
             /// Number of input features.
             pub fn input_size(&self) -> usize {
                 self.spec.input_size
@@ -79,6 +55,14 @@ macro_rules! recurrent_common {
             /// Number of directions (2 when bidirectional).
             pub fn num_directions(&self) -> usize {
                 self.spec.directions()
+            }
+        }
+
+        impl<B: Backend> crate::io::TorchWeights for $module<B> {
+            #[doc = concat!("`torch.nn.", $torch, "`'s keys: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, ...,")]
+            /// `weight_hr_l{k}` with a projection, `_reverse` for the second direction.
+            fn visit_weights(&mut self, w: &mut crate::io::WeightPath<'_, '_>) -> crate::Result<()> {
+                self.spec.visit_cells(&mut self.cells, w)
             }
         }
     };

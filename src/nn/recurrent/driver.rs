@@ -14,7 +14,7 @@ use burn::tensor::Tensor;
 
 use super::weights::{RecurrentWeights, WeightShapes};
 use crate::backend::{Backend, CellKind, SequenceArgs};
-use crate::io::StateDict;
+use crate::io::WeightPath;
 use crate::{Error, Result};
 
 /// Everything about a recurrent stack except its parameters.
@@ -122,26 +122,16 @@ impl StackSpec {
             .collect()
     }
 
-    /// PyTorch's keys of the whole stack with their shapes.
-    pub fn keys(&self) -> Vec<(String, Vec<usize>)> {
-        self.cell_order()
-            .flat_map(|(l, rev)| self.shapes(l).keys(&WeightShapes::suffix(l, rev)))
-            .collect()
-    }
-
-    /// Fills every cell from `dict` after checking that the key set under `prefix` is exact.
-    pub fn load_cells<B: Backend>(
+    /// Names every cell's parameters with PyTorch's keys (`weight_ih_l0`, `bias_hh_l1_reverse`, ...).
+    pub fn visit_cells<B: Backend>(
         &self,
-        cells: Vec<RecurrentWeights<B>>,
-        dict: &StateDict,
-        prefix: &str,
-    ) -> Result<Vec<RecurrentWeights<B>>> {
-        dict.check_exact(prefix, &self.keys())?;
-        cells
-            .into_iter()
-            .zip(self.cell_order())
-            .map(|(cell, (l, rev))| cell.load(dict, prefix, &WeightShapes::suffix(l, rev)))
-            .collect()
+        cells: &mut [RecurrentWeights<B>],
+        w: &mut WeightPath<'_, '_>,
+    ) -> Result<()> {
+        for (cell, (l, rev)) in cells.iter_mut().zip(self.cell_order()) {
+            cell.visit(w, &WeightShapes::suffix(l, rev))?;
+        }
+        Ok(())
     }
 
     /// Runs the stack. `input` is in the module's layout (`batch_first` or not); `lengths`, when

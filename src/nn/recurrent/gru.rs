@@ -52,7 +52,7 @@ pub struct GruConfig {
 /// ```
 ///
 /// The gate weights are stored fused (order r, z, n), as PyTorch stores them: see
-/// [`RecurrentWeights`]. Weights trained in PyTorch load with [`Gru::load_pytorch_file`].
+/// [`RecurrentWeights`]. Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Gru<B: Backend> {
     /// One parameter set per layer and direction, in PyTorch's order
@@ -78,4 +78,4 @@ impl GruConfig {
 }
 
 hidden_state_forward!(Gru);
-recurrent_common!(Gru, "weight_ih_l0");
+recurrent_common!(Gru, "GRU");

@@ -74,7 +74,7 @@ impl<B: Backend> LstmState<B> {
 /// ```
 ///
 /// The gate weights are stored fused, as PyTorch stores them: see [`RecurrentWeights`].
-/// Weights trained in PyTorch load with [`Lstm::load_pytorch_file`].
+/// Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Lstm<B: Backend> {
     /// One parameter set per layer and direction, in PyTorch's order
@@ -162,4 +162,4 @@ impl<B: Backend> Lstm<B> {
     }
 }
 
-recurrent_common!(Lstm, "weight_ih_l0");
+recurrent_common!(Lstm, "LSTM");

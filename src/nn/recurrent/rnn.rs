@@ -61,7 +61,7 @@ pub struct RnnConfig {
 /// h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu
 /// ```
 ///
-/// Weights trained in PyTorch load with [`Rnn::load_pytorch_file`].
+/// Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Rnn<B: Backend> {
     /// One parameter set per layer and direction, in PyTorch's order
@@ -91,4 +91,4 @@ impl RnnConfig {
 }
 
 hidden_state_forward!(Rnn);
-recurrent_common!(Rnn, "weight_ih_l0");
+recurrent_common!(Rnn, "RNN");

@@ -4,7 +4,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::Result;
-use crate::io::StateDict;
+use crate::io::WeightPath;
 
 /// The parameters of one layer in one direction of an [`Rnn`](crate::nn::Rnn),
 /// [`Lstm`](crate::nn::Lstm) or [`Gru`](crate::nn::Gru), with PyTorch's fused gate layout.
@@ -51,23 +51,6 @@ impl WeightShapes {
         }
     }
 
-    /// The PyTorch keys of this layer-direction with their shapes.
-    pub fn keys(&self, suffix: &str) -> Vec<(String, Vec<usize>)> {
-        let gh = self.gates * self.hidden;
-        let mut keys = vec![
-            (format!("weight_ih_{suffix}"), vec![gh, self.input]),
-            (format!("weight_hh_{suffix}"), vec![gh, self.recurrent()]),
-        ];
-        if self.bias {
-            keys.push((format!("bias_ih_{suffix}"), vec![gh]));
-            keys.push((format!("bias_hh_{suffix}"), vec![gh]));
-        }
-        if self.proj > 0 {
-            keys.push((format!("weight_hr_{suffix}"), vec![self.proj, self.hidden]));
-        }
-        keys
-    }
-
     /// Builds the parameters with `init`, or PyTorch's `U(-1/sqrt(H), 1/sqrt(H))` when `None`.
     pub fn init<B: Backend>(&self, init: Option<&Initializer>, device: &B::Device) -> RecurrentWeights<B> {
         let k = 1.0 / (self.hidden as f64).sqrt();
@@ -87,20 +70,12 @@ impl WeightShapes {
 }
 
 impl<B: Backend> RecurrentWeights<B> {
-    /// Takes this layer-direction's tensors from `dict` (`prefix` + PyTorch key, already checked).
-    pub(crate) fn load(self, dict: &StateDict, prefix: &str, suffix: &str) -> Result<Self> {
-        let key = |name: &str| format!("{prefix}{name}_{suffix}");
-        let opt1 =
-            |p: Option<Param<Tensor<B, 1>>>, name: &str| p.map(|p| dict.fill(p, &key(name))).transpose();
-        Ok(Self {
-            weight_ih: dict.fill(self.weight_ih, &key("weight_ih"))?,
-            weight_hh: dict.fill(self.weight_hh, &key("weight_hh"))?,
-            bias_ih: opt1(self.bias_ih, "bias_ih")?,
-            bias_hh: opt1(self.bias_hh, "bias_hh")?,
-            weight_hr: self
-                .weight_hr
-                .map(|p| dict.fill(p, &key("weight_hr")))
-                .transpose()?,
-        })
+    /// Names this layer-direction's tensors: PyTorch's `{name}_{suffix}` (`weight_ih_l0`, ...).
+    pub(crate) fn visit(&mut self, w: &mut WeightPath<'_, '_>, suffix: &str) -> Result<()> {
+        w.tensor(&format!("weight_ih_{suffix}"), &mut self.weight_ih)?;
+        w.tensor(&format!("weight_hh_{suffix}"), &mut self.weight_hh)?;
+        w.optional(&format!("bias_ih_{suffix}"), &mut self.bias_ih)?;
+        w.optional(&format!("bias_hh_{suffix}"), &mut self.bias_hh)?;
+        w.optional(&format!("weight_hr_{suffix}"), &mut self.weight_hr)
     }
 }

@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 
-use super::{feed_forward, prefixed};
-use crate::io::StateDict;
+use super::feed_forward;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::activation::FeedForwardActivation;
 use crate::nn::attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
 use crate::nn::kv_cache::KvCache;
@@ -50,7 +50,7 @@ pub struct TransformerDecoderLayerConfig {
 /// ```
 ///
 /// Field names follow PyTorch's state dict (`self_attn.*`, `multihead_attn.*`, `linear1.*`,
-/// `linear2.*`, `norm1.*` to `norm3.*`); [`TransformerDecoderLayer::load_state_dict`] loads one.
+/// `linear2.*`, `norm1.*` to `norm3.*`); [`TorchWeights::load_state_dict`](crate::io::TorchWeights::load_state_dict) loads one.
 #[derive(Module, Debug)]
 pub struct TransformerDecoderLayer<B: Backend> {
     /// Self-attention over the target.
@@ -186,36 +186,17 @@ impl<B: Backend> TransformerDecoderLayer<B> {
             Ok(self.norm3.apply(x.clone() + ff(x)))
         }
     }
+}
 
-    /// PyTorch's key names of this layer's parameters with their shapes.
-    pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
-        let mut keys = prefixed(self.self_attn.pytorch_keys(), "self_attn.");
-        keys.extend(prefixed(self.multihead_attn.pytorch_keys(), "multihead_attn."));
-        keys.extend(self.linear1.keys("linear1"));
-        keys.extend(self.linear2.keys("linear2"));
-        keys.extend(self.norm1.keys("norm1"));
-        keys.extend(self.norm2.keys("norm2"));
-        keys.extend(self.norm3.keys("norm3"));
-        keys
-    }
-
-    /// Loads the state dict of a `torch.nn.TransformerDecoderLayer` (keys under `prefix`). A
-    /// missing or unexpected key or a shape mismatch is an [`Error`] naming it.
-    pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
-        dict.check_exact(prefix, &self.pytorch_keys())?;
-        Ok(Self {
-            self_attn: self
-                .self_attn
-                .load_state_dict(dict, &format!("{prefix}self_attn."))?,
-            multihead_attn: self
-                .multihead_attn
-                .load_state_dict(dict, &format!("{prefix}multihead_attn."))?,
-            linear1: self.linear1.load(dict, &format!("{prefix}linear1"))?,
-            linear2: self.linear2.load(dict, &format!("{prefix}linear2"))?,
-            norm1: self.norm1.load(dict, &format!("{prefix}norm1"))?,
-            norm2: self.norm2.load(dict, &format!("{prefix}norm2"))?,
-            norm3: self.norm3.load(dict, &format!("{prefix}norm3"))?,
-            ..self
-        })
+impl<B: Backend> TorchWeights for TransformerDecoderLayer<B> {
+    /// `torch.nn.TransformerDecoderLayer`'s keys.
+    fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+        w.module("self_attn", &mut self.self_attn)?;
+        w.module("multihead_attn", &mut self.multihead_attn)?;
+        w.module("linear1", &mut self.linear1)?;
+        w.module("linear2", &mut self.linear2)?;
+        w.module("norm1", &mut self.norm1)?;
+        w.module("norm2", &mut self.norm2)?;
+        w.module("norm3", &mut self.norm3)
     }
 }

@@ -17,13 +17,6 @@ use super::activation::FeedForwardActivation;
 use super::linear::TorchLinear;
 use crate::Backend;
 
-/// `keys` with `prefix` in front of each name.
-pub(super) fn prefixed(keys: Vec<(String, Vec<usize>)>, prefix: &str) -> Vec<(String, Vec<usize>)> {
-    keys.into_iter()
-        .map(|(k, s)| (format!("{prefix}{k}"), s))
-        .collect()
-}
-
 /// The feed-forward block `linear2(dropout(act(linear1(x))))`, shared by the encoder and decoder
 /// layers.
 pub(super) fn feed_forward<B: Backend>(

@@ -4,8 +4,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use super::prefixed;
-use crate::io::StateDict;
+use crate::io::{TorchWeights, WeightPath};
 use crate::nn::attention::{AttentionMasks, AttentionMemory};
 use crate::nn::kv_cache::KvCache;
 use crate::nn::norm::TorchLayerNorm;
@@ -65,41 +64,23 @@ macro_rules! layer_stack {
         }
 
         impl<B: Backend> $stack<B> {
-            /// PyTorch's key names of the stack's parameters with their shapes.
-            pub fn pytorch_keys(&self) -> Vec<(String, Vec<usize>)> {
-                let mut keys: Vec<(String, Vec<usize>)> = self
-                    .layers
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, l)| prefixed(l.pytorch_keys(), &format!("layers.{i}.")))
-                    .collect();
-                if let Some(n) = &self.norm {
-                    keys.extend(n.keys("norm"));
-                }
-                keys
-            }
-
-            #[doc = concat!("Loads the state dict of a `torch.nn.", $torch, "` (keys under `prefix`).")]
-            /// A missing or unexpected key or a shape mismatch is an [`Error`] naming it.
-            pub fn load_state_dict(self, dict: &StateDict, prefix: &str) -> Result<Self> {
-                dict.check_exact(prefix, &self.pytorch_keys())?;
-                let layers = self
-                    .layers
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, l)| l.load_state_dict(dict, &format!("{prefix}layers.{i}.")))
-                    .collect::<Result<_>>()?;
-                let norm = self
-                    .norm
-                    .map(|n| n.load(dict, &format!("{prefix}norm")))
-                    .transpose()?;
-                Ok(Self { layers, norm })
-            }
-
             fn finish(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
                 match &self.norm {
                     Some(n) => n.apply(x),
                     None => x,
+                }
+            }
+        }
+
+        impl<B: Backend> TorchWeights for $stack<B> {
+            #[doc = concat!("`torch.nn.", $torch, "`'s keys: `layers.{i}.*`, `norm.*`.")]
+            fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
+                for (i, layer) in self.layers.iter_mut().enumerate() {
+                    w.pp("layers").module(i, layer)?;
+                }
+                match &mut self.norm {
+                    Some(norm) => w.module("norm", norm),
+                    None => Ok(()),
                 }
             }
         }
