@@ -495,10 +495,8 @@ fn recurrent_config_keeps_every_option_or_refuses_it() {
     assert_eq!(out.dims(), [2, 4, 2], "projected to proj_size");
     assert_eq!(state.hidden.dims(), [1, 2, 2]);
     assert_eq!(state.cell.unwrap().dims(), [1, 2, 6]);
-    let ember_lm::nn::Recurrent::Lstm(inner) = &lstm else {
-        panic!("an LSTM cell builds an LSTM");
-    };
-    let keys: Vec<String> = inner.pytorch_keys().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(lstm.cell_type(), CellType::Lstm, "an LSTM cell builds an LSTM");
+    let keys: Vec<String> = lstm.pytorch_keys().into_iter().map(|(k, _)| k).collect();
     assert!(keys.iter().all(|k| !k.starts_with("bias")), "{keys:?}");
     assert!(keys.contains(&"weight_hr_l0".to_string()), "{keys:?}");
     // A projection on another cell is refused, naming the field.

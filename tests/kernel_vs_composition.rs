@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend as _;
 use burn::tensor::{Distribution, Tensor};
 use ember_lm::Backend;
 use ember_lm::backend::{
-    CellKind, SequenceArgs, SequenceOutput, SequenceOutputGrads, composed_sequence, device_sequence_saved,
+    CellType, SequenceArgs, SequenceOutput, SequenceOutputGrads, composed_sequence, device_sequence_saved,
 };
 
 type Ad = Autodiff<NdArray<f64>>;
@@ -26,7 +26,7 @@ fn random_std<const D: usize>(shape: [usize; D], std: f64) -> Tensor<Ad, D> {
 struct Case {
     /// time, batch, input, hidden
     dims: (usize, usize, usize, usize),
-    kind: CellKind,
+    kind: CellType,
     bias: bool,
     proj: usize,
     lengths: Option<Vec<usize>>,
@@ -49,7 +49,7 @@ fn args(case: &Case) -> SequenceArgs<Ad> {
         bias_hh: case.bias.then(|| random([g * h])),
         weight_hr: (case.proj > 0).then(|| w(case.proj, h)),
         h0: random([n, r]),
-        c0: (case.kind == CellKind::Lstm).then(|| random([n, h])),
+        c0: (case.kind == CellType::Lstm).then(|| random([n, h])),
         lengths: case.lengths.clone(),
         reverse: case.reverse,
     }
@@ -73,10 +73,10 @@ fn compare(what: &str, a: Tensor<NdArray<f64>, 1>, b: Tensor<NdArray<f64>, 1>, r
 /// 5-step batch of 3.
 fn small_cases() -> Vec<Case> {
     let kinds = [
-        CellKind::RnnTanh,
-        CellKind::RnnRelu,
-        CellKind::Lstm,
-        CellKind::Gru,
+        CellType::RnnTanh,
+        CellType::RnnRelu,
+        CellType::Lstm,
+        CellType::Gru,
     ];
     let variants = [
         (true, 0, None, false),
@@ -87,7 +87,7 @@ fn small_cases() -> Vec<Case> {
     kinds
         .into_iter()
         .flat_map(|kind| variants.clone().into_iter().map(move |v| (kind, v)))
-        .filter(|(kind, (_, proj, _, _))| *proj == 0 || *kind == CellKind::Lstm)
+        .filter(|(kind, (_, proj, _, _))| *proj == 0 || *kind == CellType::Lstm)
         .map(|(kind, (bias, proj, lengths, reverse))| Case {
             dims: (5, 3, 4, 6),
             kind,
@@ -117,7 +117,7 @@ fn fused_kernel_matches_the_composition() {
 #[test]
 fn sharded_batches_match_the_composition() {
     Ad::seed(&Default::default(), 12);
-    for kind in [CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru] {
+    for kind in [CellType::RnnTanh, CellType::Lstm, CellType::Gru] {
         for reverse in [false, true] {
             let lengths: Vec<usize> = (0..16).map(|b| 1 + (b * 5) % 16).collect();
             let case = Case {
@@ -125,7 +125,7 @@ fn sharded_batches_match_the_composition() {
                 dims: (16, 16, 8, 64),
                 kind,
                 bias: true,
-                proj: if kind == CellKind::Lstm { 40 } else { 0 },
+                proj: if kind == CellType::Lstm { 40 } else { 0 },
                 lengths: Some(lengths),
                 reverse,
             };
@@ -243,7 +243,7 @@ fn device_path_matches_the_composition() {
                 SequenceOutputGrads {
                     output: w[0].clone().inner(),
                     h_n: w[1].clone().inner().squeeze_dim(0),
-                    c_n: (kind == CellKind::Lstm).then(|| w[2].clone().inner().squeeze_dim(0)),
+                    c_n: (kind == CellType::Lstm).then(|| w[2].clone().inner().squeeze_dim(0)),
                     need_input: true,
                 },
             );

@@ -6,7 +6,7 @@
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::{CellKind, SequenceArgs, SequenceOutput};
+use super::{CellType, SequenceArgs, SequenceOutput};
 
 /// One `[N, 1]` mask per step (1 while the sequence is still running), or `None` when every
 /// sequence is full length.
@@ -59,7 +59,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
     let b_hh = bias_hh.map(|b| b.unsqueeze::<2>()); // [1, G*H]
     // GRU keeps b_hn inside r * (W_hn h + b_hn); the other cells can add one summed bias.
     let (b_x, b_h) = match (kind, b_ih, b_hh) {
-        (CellKind::Gru, bi, bh) => (bi, bh),
+        (CellType::Gru, bi, bh) => (bi, bh),
         (_, Some(bi), Some(bh)) => (Some(bi + bh), None),
         _ => (None, None),
     };
@@ -99,9 +99,9 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
         let x = projections[t].clone();
         let hh = add(h.clone().matmul(w_hh.clone()), &b_h);
         let (h_new, c_new) = match kind {
-            CellKind::RnnTanh => ((x + hh).tanh(), None),
-            CellKind::RnnRelu => (relu(x + hh), None),
-            CellKind::Lstm => {
+            CellType::RnnTanh => ((x + hh).tanh(), None),
+            CellType::RnnRelu => (relu(x + hh), None),
+            CellType::Lstm => {
                 let [i, f, g, o] = chunk(x + hh);
                 let c_prev = c.clone().expect("an LSTM has a cell state");
                 let c_new = sigmoid(f) * c_prev + sigmoid(i) * g.tanh();
@@ -111,7 +111,7 @@ pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
                 }
                 (h_new, Some(c_new))
             }
-            CellKind::Gru => {
+            CellType::Gru => {
                 let [xr, xz, xn] = chunk(x);
                 let [hr, hz, hn] = chunk(hh);
                 let r = sigmoid(xr + hr);

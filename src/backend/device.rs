@@ -11,13 +11,13 @@ use burn::tensor::activation::relu;
 use super::composed::{sigmoid, step_masks};
 use super::saved::{Saved, SavedSequence};
 use super::{
-    Backend, CellKind, SequenceArgs, SequenceDims, SequenceGrads, SequenceOutput, SequenceOutputGrads,
+    Backend, CellType, SequenceArgs, SequenceDims, SequenceGrads, SequenceOutput, SequenceOutputGrads,
 };
 
 /// What the backward pass reads: the arguments and, per step (by time index), the gates and the
 /// states before the step. Every per-step tensor is `[N, ·]`.
 pub(crate) struct DeviceWork<B: burn::tensor::backend::Backend> {
-    kind: CellKind,
+    kind: CellType,
     /// The sizes, from the forward's arguments.
     dims: SequenceDims,
     reverse: bool,
@@ -34,7 +34,7 @@ pub(crate) struct DeviceWork<B: burn::tensor::backend::Backend> {
 }
 
 impl<B: burn::tensor::backend::Backend> DeviceWork<B> {
-    pub(crate) fn kind(&self) -> CellKind {
+    pub(crate) fn kind(&self) -> CellType {
         self.kind
     }
 }
@@ -66,7 +66,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
     let has_bias = bias_ih.is_some();
     // One bias on the projections; GRU keeps b_hn apart, inside r ⊙ (W_hn h + b_hn).
     let (b_x, b_hn) = match (bias_ih, bias_hh) {
-        (Some(bi), Some(bh)) if kind == CellKind::Gru => {
+        (Some(bi), Some(bh)) if kind == CellType::Gru => {
             let rz = Tensor::cat(vec![bh.clone().slice(0..2 * h), Tensor::zeros([h], &device)], 0);
             (Some(bi + rz), Some(bh.slice(2 * h..3 * h).unsqueeze::<2>()))
         }
@@ -91,7 +91,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
     let mut gates = vec![Vec::new(); t_len];
     let mut h_prev = vec![hs.clone(); t_len];
     let mut c_prev = Vec::new();
-    if kind == CellKind::Lstm {
+    if kind == CellType::Lstm {
         c_prev = vec![cs.clone().expect("an LSTM has a cell state"); t_len];
     }
     let mut outputs = vec![hs.clone(); t_len];
@@ -101,8 +101,8 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
         let hh = hs.clone().matmul(w_hh_t.clone());
         h_prev[t] = hs.clone();
         let (h_new, c_new) = match kind {
-            CellKind::RnnTanh | CellKind::RnnRelu => {
-                let a = if kind == CellKind::RnnTanh {
+            CellType::RnnTanh | CellType::RnnRelu => {
+                let a = if kind == CellType::RnnTanh {
                     (x + hh).tanh()
                 } else {
                     relu(x + hh)
@@ -110,7 +110,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
                 gates[t] = vec![a.clone()];
                 (a, None)
             }
-            CellKind::Lstm => {
+            CellType::Lstm => {
                 let [ig, fg, gg, og]: [Tensor<B, 2>; 4] = chunks(x + hh);
                 let (ig, fg, gg, og) = (sigmoid(ig), sigmoid(fg), gg.tanh(), sigmoid(og));
                 let c = cs.clone().expect("an LSTM has a cell state");
@@ -123,7 +123,7 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
                 gates[t] = vec![ig, fg, gg, og];
                 (h_new, Some(c_new))
             }
-            CellKind::Gru => {
+            CellType::Gru => {
                 let [xr, xz, xn]: [Tensor<B, 2>; 3] = chunks(x);
                 let [hr, hz, hn]: [Tensor<B, 2>; 3] = chunks(hh);
                 let lin = match &b_hn {
@@ -182,9 +182,9 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
     let mut dh = grads.h_n;
     let mut dc = grads
         .c_n
-        .or_else(|| (w.kind == CellKind::Lstm).then(|| Tensor::zeros([n, h], &device)));
+        .or_else(|| (w.kind == CellType::Lstm).then(|| Tensor::zeros([n, h], &device)));
     let mut d_x = vec![Tensor::<B, 2>::zeros([n, gh], &device); t_len];
-    let mut d_gh = if w.kind == CellKind::Gru {
+    let mut d_gh = if w.kind == CellType::Gru {
         d_x.clone()
     } else {
         Vec::new()
@@ -209,9 +209,9 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
         let g = &w.gates[t];
         // d (h W_hhᵀ) and the direct gradient to the previous state, before masking.
         let (dg_x, dg_h, direct) = match w.kind {
-            CellKind::RnnTanh | CellKind::RnnRelu => {
+            CellType::RnnTanh | CellType::RnnRelu => {
                 let a = g[0].clone();
-                let deriv = if w.kind == CellKind::RnnTanh {
+                let deriv = if w.kind == CellType::RnnTanh {
                     one(&a) - a.clone() * a
                 } else {
                     a.greater_elem(0.0).float()
@@ -219,7 +219,7 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
                 let d = dht.clone() * deriv;
                 (d.clone(), d, None)
             }
-            CellKind::Lstm => {
+            CellType::Lstm => {
                 let (ig, fg, gg, og) = (g[0].clone(), g[1].clone(), g[2].clone(), g[3].clone());
                 let cp = w.c_prev[t].clone();
                 let tc = (fg.clone() * cp.clone() + ig.clone() * gg.clone()).tanh();
@@ -245,7 +245,7 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
                 let d = Tensor::cat(vec![di, df, dgg, dog], 1);
                 (d.clone(), d, None)
             }
-            CellKind::Gru => {
+            CellType::Gru => {
                 let (rg, zg, ng, lin) = (g[0].clone(), g[1].clone(), g[2].clone(), g[3].clone());
                 let hp = w.h_prev[t].clone();
                 let dnp = dht.clone() * (one(&zg) - zg.clone()) * (one(&ng) - ng.clone() * ng.clone());
@@ -267,14 +267,14 @@ pub(crate) fn backward<B: Backend>(w: &DeviceWork<B>, grads: SequenceOutputGrads
             dh = dh + masked(direct);
         }
         d_x[t] = dg_x;
-        if w.kind == CellKind::Gru {
+        if w.kind == CellType::Gru {
             d_gh[t] = dg_h;
         }
     }
     // T x [N, ·] -> [N, T, ·] -> [N*T, ·]
     let rows = |v: Vec<Tensor<B, 2>>, width: usize| Tensor::stack::<3>(v, 1).reshape([n * t_len, width]);
     let dxp = rows(d_x, gh);
-    let dgh = if w.kind == CellKind::Gru {
+    let dgh = if w.kind == CellType::Gru {
         rows(d_gh, gh)
     } else {
         dxp.clone()

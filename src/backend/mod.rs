@@ -64,20 +64,21 @@ pub fn host_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutput
     (out, saved.expect("saved on request"))
 }
 
-/// The recurrence of one cell type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellKind {
-    /// Elman RNN with `tanh`.
+/// The recurrent cell, PyTorch's module and options: the one cell enum of the crate, in configs
+/// ([`RecurrentConfig`](crate::nn::RecurrentConfig), the task models) and in the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CellType {
+    /// Elman RNN with `tanh` (`nn.RNN`).
     RnnTanh,
-    /// Elman RNN with `relu`.
+    /// Elman RNN with `relu` (`nn.RNN(nonlinearity="relu")`).
     RnnRelu,
-    /// LSTM, gates in PyTorch's order i, f, g, o.
+    /// `nn.LSTM`, gates in PyTorch's order i, f, g, o.
     Lstm,
-    /// GRU, gates in PyTorch's order r, z, n.
+    /// `nn.GRU`, gates in PyTorch's order r, z, n.
     Gru,
 }
 
-impl CellKind {
+impl CellType {
     /// Number of gates `G` (rows of the fused weights are `G * hidden`).
     pub fn gates(self) -> usize {
         match self {
@@ -101,7 +102,7 @@ impl CellKind {
 #[derive(Clone, Debug)]
 pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
     /// The cell.
-    pub kind: CellKind,
+    pub kind: CellType,
     /// Input sequence, batch-major.
     pub input: Tensor<B, 3>,
     /// Input-to-hidden weights.

@@ -290,10 +290,10 @@ impl<B: Backend> TorchWeights for RnnSeq2Seq<B> {
     /// `decoder.gru.*`, `decoder.out.*`. The recurrent keys use the cell's module name: `gru`,
     /// `lstm` or `rnn`.
     fn visit_weights(&mut self, w: &mut WeightPath<'_, '_>) -> Result<()> {
-        let rnn_name = match &self.encoder_rnn {
-            Recurrent::Gru(_) => "gru",
-            Recurrent::Lstm(_) => "lstm",
-            Recurrent::Rnn(_) => "rnn",
+        let rnn_name = match self.encoder_rnn.cell_type() {
+            CellType::Gru => "gru",
+            CellType::Lstm => "lstm",
+            CellType::RnnTanh | CellType::RnnRelu => "rnn",
         };
         let mut encoder = w.pp("encoder");
         encoder

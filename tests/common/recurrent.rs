@@ -66,7 +66,7 @@ fn run_case<B: ember_lm::TrainBackend>(case: &Case, device: &B::Device) -> Resul
                 } else {
                     m.forward(x.clone(), state).unwrap()
                 };
-                (out, st.hidden, Some(st.cell), m.cells)
+                (out, st.hidden, Some(st.cell), m.into_stack().cells)
             }
             "gru" => {
                 let m = GruConfig::new(case.input_size, case.hidden_size)
@@ -83,7 +83,7 @@ fn run_case<B: ember_lm::TrainBackend>(case: &Case, device: &B::Device) -> Resul
                 } else {
                     m.forward(x.clone(), h0.clone()).unwrap()
                 };
-                (out, h, None, m.cells)
+                (out, h, None, m.into_stack().cells)
             }
             "rnn" => {
                 let nl = if case.nonlinearity == "relu" {
@@ -106,7 +106,7 @@ fn run_case<B: ember_lm::TrainBackend>(case: &Case, device: &B::Device) -> Resul
                 } else {
                     m.forward(x.clone(), h0.clone()).unwrap()
                 };
-                (out, h, None, m.cells)
+                (out, h, None, m.into_stack().cells)
             }
             other => panic!("unknown kind {other}"),
         };

@@ -22,7 +22,7 @@ use math::{Shared, for_shards, matmul, transpose};
 use shards::{BwdBufs, Ctx, FwdBufs, backward_shard, forward_shard};
 
 use super::saved::{Saved, SavedSequence};
-use super::{CellKind, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
+use super::{CellType, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
 
 /// Sizes: time, batch, input, hidden, state (hidden or projection), projection (0 = none), gates.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +44,7 @@ impl Dims {
 
 /// Inputs (host copies) and the per-step values the backward pass reads.
 pub(crate) struct Work<T> {
-    pub(super) kind: CellKind,
+    pub(super) kind: CellType,
     pub(super) reverse: bool,
     pub(super) lengths: Option<Vec<usize>>,
     pub(super) dims: Dims,
@@ -159,13 +159,13 @@ fn forward_typed<B: super::Backend, T: Real>(
     if let (Some(bi), Some(bh)) = (&b_ih, &b_hh) {
         for j in 0..gh {
             bias[j] = bi[j]
-                + if kind == CellKind::Gru && j >= 2 * h {
+                + if kind == CellType::Gru && j >= 2 * h {
                     T::ZERO
                 } else {
                     bh[j]
                 };
         }
-        if kind == CellKind::Gru {
+        if kind == CellType::Gru {
             b_hn.copy_from_slice(&bh[2 * h..]);
         }
         xp.par_chunks_mut(gh)
@@ -177,7 +177,7 @@ fn forward_typed<B: super::Backend, T: Real>(
     let mut h_prev = vec![T::ZERO; if save { n * t_len * r } else { 0 }];
     let mut c_prev = vec![
         T::ZERO;
-        if save && kind == CellKind::Lstm {
+        if save && kind == CellType::Lstm {
             n * t_len * h
         } else {
             0
@@ -185,7 +185,7 @@ fn forward_typed<B: super::Backend, T: Real>(
     ];
     let mut hn_all = vec![
         T::ZERO;
-        if save && kind == CellKind::Gru {
+        if save && kind == CellType::Gru {
             n * t_len * h
         } else {
             0
@@ -260,13 +260,13 @@ pub(crate) fn backward_typed<B: super::Backend, T: Real>(
     let d_out: Vec<T> = to_vec(grads.output);
     let mut dh: Vec<T> = to_vec(grads.h_n);
     let mut dc: Option<Vec<T>> = grads.c_n.map(to_vec);
-    if kind == CellKind::Lstm && dc.is_none() {
+    if kind == CellType::Lstm && dc.is_none() {
         dc = Some(vec![T::ZERO; n * h]);
     }
 
     // Gradient of the pre-activation gates, w.r.t. xp (and, except GRU's n part, w.r.t. h W_hhᵀ).
     let mut dxp = vec![T::ZERO; n * t_len * gh];
-    let mut dgh_gru = vec![T::ZERO; if kind == CellKind::Gru { n * t_len * gh } else { 0 }];
+    let mut dgh_gru = vec![T::ZERO; if kind == CellType::Gru { n * t_len * gh } else { 0 }];
     let mut dht_all = vec![T::ZERO; n * t_len * p];
     let mut m_all = vec![T::ZERO; n * t_len * h * usize::from(p > 0)];
     let bufs = BwdBufs {
@@ -289,7 +289,7 @@ pub(crate) fn backward_typed<B: super::Backend, T: Real>(
     });
 
     let rows = t_len * n;
-    let dgh_all = if kind == CellKind::Gru { &dgh_gru } else { &dxp };
+    let dgh_all = if kind == CellType::Gru { &dgh_gru } else { &dxp };
     let mut d_w_hh = vec![T::ZERO; gh * r];
     matmul(
         gh,

@@ -3,11 +3,11 @@
 
 use super::math::{Real, Shared, add_into, matmul};
 use super::{Dims, Work};
-use crate::backend::CellKind;
+use crate::backend::CellType;
 
 /// What every shard of one layer-direction shares.
 pub(super) struct Ctx<'a> {
-    pub(super) kind: CellKind,
+    pub(super) kind: CellType,
     pub(super) reverse: bool,
     pub(super) lengths: Option<&'a [usize]>,
     pub(super) d: Dims,
@@ -59,7 +59,7 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
     let mut h_new = vec![T::ZERO; nb * h]; // new hidden (before the projection)
     let mut projected = vec![T::ZERO; nb * p];
     let mut scratch_acts = vec![T::ZERO; if save { 0 } else { nb * gh }];
-    let mut scratch_lin = vec![T::ZERO; if ctx.kind == CellKind::Gru { h } else { 0 }];
+    let mut scratch_lin = vec![T::ZERO; if ctx.kind == CellType::Gru { h } else { 0 }];
     for s in 0..t_len {
         let t = ctx.time(s);
         matmul(
@@ -91,16 +91,16 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
             };
             let hn_row = &mut h_new[bi * h..(bi + 1) * h];
             match ctx.kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
+                CellType::RnnTanh | CellType::RnnRelu => {
                     add_into(a, xr, hr);
-                    if ctx.kind == CellKind::RnnTanh {
+                    if ctx.kind == CellType::RnnTanh {
                         a.iter_mut().for_each(|v| *v = v.tanh());
                     } else {
                         a.iter_mut().for_each(|v| *v = v.relu());
                     }
                     hn_row.copy_from_slice(a);
                 }
-                CellKind::Lstm => {
+                CellType::Lstm => {
                     let c = &mut cs.as_mut().expect("LSTM cell")[bi * h..(bi + 1) * h];
                     if save {
                         unsafe { bufs.c_prev.slice(row * h, h) }.copy_from_slice(c);
@@ -129,7 +129,7 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
                         }
                     }
                 }
-                CellKind::Gru => {
+                CellType::Gru => {
                     let lin = if save {
                         unsafe { bufs.hn.slice(row * h, h) }
                     } else {
@@ -286,7 +286,7 @@ pub(super) unsafe fn backward_shard_body<T: Real>(
     // The shard's rows of the per-step gradients, whole, for the per-step GEMM.
     let dg_all = unsafe { bufs.dxp.slice(b0 * t_len * gh, nb * t_len * gh) };
     let mut dgh_all =
-        (kind == CellKind::Gru).then(|| unsafe { bufs.dgh.slice(b0 * t_len * gh, nb * t_len * gh) });
+        (kind == CellType::Gru).then(|| unsafe { bufs.dgh.slice(b0 * t_len * gh, nb * t_len * gh) });
     for s in (0..t_len).rev() {
         let t = ctx.time(s);
         for bi in 0..nb {
@@ -318,11 +318,11 @@ pub(super) unsafe fn backward_shard_body<T: Real>(
             let dh_row = &mut dh[bi * r..(bi + 1) * r];
             let dht_row = &dht[bi * r..(bi + 1) * r];
             match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
+                CellType::RnnTanh | CellType::RnnRelu => {
                     let (a, dg, dht_row) = (&a[..h], &mut dg[..h], &dht_row[..h]);
                     for j in 0..h {
                         let y = a[j];
-                        let deriv = if kind == CellKind::RnnTanh {
+                        let deriv = if kind == CellType::RnnTanh {
                             T::ONE - y * y
                         } else if y > T::ZERO {
                             T::ONE
@@ -333,7 +333,7 @@ pub(super) unsafe fn backward_shard_body<T: Real>(
                     }
                     dh_row.fill(T::ZERO);
                 }
-                CellKind::Lstm => {
+                CellType::Lstm => {
                     let dc_row = &mut dc.as_mut().expect("LSTM cell")[bi * h..(bi + 1) * h];
                     let cp = &w.c_prev[row * h..(row + 1) * h];
                     let dm_row = if p > 0 { &dm[bi * h..(bi + 1) * h] } else { dht_row };
@@ -362,7 +362,7 @@ pub(super) unsafe fn backward_shard_body<T: Real>(
                     }
                     dh_row.fill(T::ZERO);
                 }
-                CellKind::Gru => {
+                CellType::Gru => {
                     let dgh = &mut dgh_all.as_mut().expect("GRU")[local..local + gh];
                     let hp = &w.h_prev[row * r..(row + 1) * r];
                     let hl = &w.hn[row * h..(row + 1) * h];

@@ -1,5 +1,5 @@
-//! What [`Rnn`](super::Rnn), [`Lstm`](super::Lstm) and [`Gru`](super::Gru) share at their public
-//! surface: loading PyTorch weights, size accessors, and the padding-mask conversion.
+//! What the typed front-ends [`Rnn`](super::Rnn), [`Lstm`](super::Lstm) and [`Gru`](super::Gru)
+//! share at their public surface: the stack behind them, and the padding-mask conversion.
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
@@ -33,43 +33,43 @@ pub fn lengths_from_padding_mask<B: Backend>(mask: Tensor<B, 2, Bool>) -> Result
         .collect()
 }
 
-/// Implements the accessors and the PyTorch names that the three recurrent modules share.
-macro_rules! recurrent_common {
+/// Makes `$module` a typed front-end of its [`Recurrent`](super::Recurrent) stack: the stack's
+/// accessors and fields through `Deref`, and the stack's PyTorch keys (`torch.nn.$torch`'s).
+macro_rules! front_end {
     ($module:ident, $torch:literal) => {
+        impl<B: Backend> std::ops::Deref for $module<B> {
+            type Target = super::Recurrent<B>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.stack
+            }
+        }
+
+        impl<B: Backend> std::ops::DerefMut for $module<B> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.stack
+            }
+        }
+
         impl<B: Backend> $module<B> {
-            /// Number of input features.
-            pub fn input_size(&self) -> usize {
-                self.spec.input_size
-            }
-
-            /// Number of output features: the state size times the number of directions.
-            pub fn output_size(&self) -> usize {
-                self.spec.output_size()
-            }
-
-            /// Number of stacked layers.
-            pub fn num_layers(&self) -> usize {
-                self.spec.num_layers
-            }
-
-            /// Number of directions (2 when bidirectional).
-            pub fn num_directions(&self) -> usize {
-                self.spec.directions()
+            /// The untyped stack behind this front-end (its forward takes a [`RecurrentState`](super::RecurrentState)).
+            pub fn into_stack(self) -> super::Recurrent<B> {
+                self.stack
             }
         }
 
         impl<B: Backend> crate::io::TorchWeights for $module<B> {
-            #[doc = concat!("`torch.nn.", $torch, "`'s keys: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, ...,")]
-            /// `weight_hr_l{k}` with a projection, `_reverse` for the second direction.
+            #[doc = concat!("`torch.nn.", $torch, "`'s keys: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, ...")]
             fn visit_weights(&mut self, w: &mut crate::io::WeightPath<'_, '_>) -> crate::Result<()> {
-                self.spec.visit_cells(&mut self.cells, w)
+                self.stack.visit_weights(w)
             }
         }
     };
 }
-pub(crate) use recurrent_common;
+pub(crate) use front_end;
 
-/// Implements `forward` and `forward_padded` for the modules whose state is the hidden state alone.
+/// Implements `forward` and `forward_padded` for the front-ends whose state is the hidden state
+/// alone.
 macro_rules! hidden_state_forward {
     ($module:ident) => {
         impl<B: Backend> $module<B> {
@@ -88,10 +88,8 @@ macro_rules! hidden_state_forward {
                 input: Tensor<B, 3>,
                 state: Option<Tensor<B, 3>>,
             ) -> crate::Result<(Tensor<B, 3>, Tensor<B, 3>)> {
-                let (output, hidden, _) =
-                    self.spec
-                        .run(&self.cells, &self.dropout, input, None, state, None)?;
-                Ok((output, hidden))
+                let (output, state) = self.stack.run(input, None, state, None)?;
+                Ok((output, state.hidden))
             }
 
             /// Runs the layer over a padded batch in which sequence `b` has `lengths[b]` real
@@ -109,20 +107,8 @@ macro_rules! hidden_state_forward {
                 lengths: &[usize],
                 state: Option<Tensor<B, 3>>,
             ) -> crate::Result<(Tensor<B, 3>, Tensor<B, 3>)> {
-                let (output, hidden, _) = self.spec.run(
-                    &self.cells,
-                    &self.dropout,
-                    input,
-                    Some(lengths),
-                    state,
-                    None,
-                )?;
-                Ok((output, hidden))
-            }
-
-            /// Size of the hidden state.
-            pub fn hidden_size(&self) -> usize {
-                self.spec.hidden_size
+                let (output, state) = self.stack.run(input, Some(lengths), state, None)?;
+                Ok((output, state.hidden))
             }
         }
     };

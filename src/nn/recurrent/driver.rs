@@ -13,7 +13,7 @@ use burn::nn::Dropout;
 use burn::tensor::Tensor;
 
 use super::weights::{RecurrentWeights, WeightShapes};
-use crate::backend::{Backend, CellKind, SequenceArgs};
+use crate::backend::{Backend, CellType, SequenceArgs};
 use crate::io::WeightPath;
 use crate::{Error, Result};
 
@@ -21,7 +21,7 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub(crate) struct StackSpec {
     pub module: &'static str,
-    pub kind: CellKind,
+    pub kind: CellType,
     pub input_size: usize,
     pub hidden_size: usize,
     pub proj_size: usize,
@@ -192,7 +192,7 @@ impl StackSpec {
             check_state(c0, "cell", self.hidden_size, "hidden_size")?;
         }
         let device = input.device();
-        let is_lstm = self.kind == CellKind::Lstm;
+        let is_lstm = self.kind == CellType::Lstm;
         let initial = |state: &Option<Tensor<B, 3>>, idx: usize, size: usize| match state {
             // [cells, batch, size] -> [batch, size]
             Some(s) => s.clone().slice(idx..idx + 1).reshape([batch, size]),

@@ -2,13 +2,12 @@
 
 use burn::config::Config;
 use burn::module::{Initializer, Module};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 
-use super::common::{hidden_state_forward, recurrent_common, stack_spec};
+use super::common::{front_end, hidden_state_forward, stack_spec};
 use super::driver::StackSpec;
-use super::weights::RecurrentWeights;
-use crate::backend::CellKind;
+use super::stack::Recurrent;
+use crate::backend::CellType;
 use crate::{Backend, Result};
 
 /// Configuration of a [`Gru`]; the options and defaults of `torch.nn.GRU`.
@@ -55,27 +54,19 @@ pub struct GruConfig {
 /// [`RecurrentWeights`]. Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Gru<B: Backend> {
-    /// One parameter set per layer and direction, in PyTorch's order
-    /// (`l0`, `l0_reverse`, `l1`, ...).
-    pub cells: Vec<RecurrentWeights<B>>,
-    dropout: Dropout,
-    #[module(skip)]
-    spec: StackSpec,
+    /// The stack (its `cells`, sizes and keys are this module's, through `Deref`).
+    stack: Recurrent<B>,
 }
 
 impl GruConfig {
     /// Builds the module, or an [`Error::Config`](crate::Error::Config) when a size is zero or
     /// `dropout` is outside `[0, 1)`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Gru<B>> {
-        let spec = stack_spec!(self, "Gru", CellKind::Gru, 0);
-        spec.validate("GruConfig", self.dropout)?;
-        Ok(Gru {
-            cells: spec.init_cells(self.initializer.as_ref(), device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            spec,
-        })
+        let spec = stack_spec!(self, "Gru", CellType::Gru, 0);
+        let stack = Recurrent::new(spec, "GruConfig", self.dropout, self.initializer.as_ref(), device)?;
+        Ok(Gru { stack })
     }
 }
 
 hidden_state_forward!(Gru);
-recurrent_common!(Gru, "GRU");
+front_end!(Gru, "GRU");

@@ -2,13 +2,12 @@
 
 use burn::config::Config;
 use burn::module::{Initializer, Module};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 
-use super::common::{recurrent_common, stack_spec};
+use super::common::{front_end, stack_spec};
 use super::driver::StackSpec;
-use super::weights::RecurrentWeights;
-use crate::backend::CellKind;
+use super::stack::{Recurrent, RecurrentState};
+use crate::backend::CellType;
 use crate::{Backend, Result};
 
 /// Configuration of an [`Lstm`]; the options and defaults of `torch.nn.LSTM`.
@@ -77,25 +76,23 @@ impl<B: Backend> LstmState<B> {
 /// Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Lstm<B: Backend> {
-    /// One parameter set per layer and direction, in PyTorch's order
-    /// (`l0`, `l0_reverse`, `l1`, ...).
-    pub cells: Vec<RecurrentWeights<B>>,
-    dropout: Dropout,
-    #[module(skip)]
-    spec: StackSpec,
+    /// The stack (its `cells`, sizes and keys are this module's, through `Deref`).
+    stack: Recurrent<B>,
 }
 
 impl LstmConfig {
     /// Builds the module, or an [`Error::Config`](crate::Error::Config) when a size is zero,
     /// `proj_size >= hidden_size`, or `dropout` is outside `[0, 1)`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Lstm<B>> {
-        let spec = stack_spec!(self, "Lstm", CellKind::Lstm, self.proj_size);
-        spec.validate("LstmConfig", self.dropout)?;
-        Ok(Lstm {
-            cells: spec.init_cells(self.initializer.as_ref(), device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+        let spec = stack_spec!(self, "Lstm", CellType::Lstm, self.proj_size);
+        let stack = Recurrent::new(
             spec,
-        })
+            "LstmConfig",
+            self.dropout,
+            self.initializer.as_ref(),
+            device,
+        )?;
+        Ok(Lstm { stack })
     }
 }
 
@@ -144,22 +141,25 @@ impl<B: Backend> Lstm<B> {
         state: Option<LstmState<B>>,
     ) -> Result<(Tensor<B, 3>, LstmState<B>)> {
         let (h0, c0) = state.map(|s| (s.hidden, s.cell)).unzip();
-        let (output, hidden, cell) = self
-            .spec
-            .run(&self.cells, &self.dropout, input, lengths, h0, c0)?;
-        let cell = cell.expect("an LSTM stack returns a cell state");
-        Ok((output, LstmState { hidden, cell }))
-    }
-
-    /// Size of the recurrent projection (`weight_hr`), 0 when absent.
-    pub fn proj_size(&self) -> usize {
-        self.spec.proj_size
-    }
-
-    /// Size of the cell state.
-    pub fn hidden_size(&self) -> usize {
-        self.spec.hidden_size
+        let (output, state) = self.stack.run(input, lengths, h0, c0)?;
+        let cell = state.cell.expect("an LSTM stack returns a cell state");
+        Ok((
+            output,
+            LstmState {
+                hidden: state.hidden,
+                cell,
+            },
+        ))
     }
 }
 
-recurrent_common!(Lstm, "LSTM");
+impl<B: Backend> From<LstmState<B>> for RecurrentState<B> {
+    fn from(state: LstmState<B>) -> Self {
+        Self {
+            hidden: state.hidden,
+            cell: Some(state.cell),
+        }
+    }
+}
+
+front_end!(Lstm, "LSTM");

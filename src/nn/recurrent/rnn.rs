@@ -2,13 +2,12 @@
 
 use burn::config::Config;
 use burn::module::{Initializer, Module};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::Tensor;
 
-use super::common::{hidden_state_forward, recurrent_common, stack_spec};
+use super::common::{front_end, hidden_state_forward, stack_spec};
 use super::driver::StackSpec;
-use super::weights::RecurrentWeights;
-use crate::backend::CellKind;
+use super::stack::Recurrent;
+use crate::backend::CellType;
 use crate::{Backend, Result};
 
 /// The nonlinearity of an [`Rnn`], PyTorch's `nonlinearity` argument.
@@ -64,12 +63,8 @@ pub struct RnnConfig {
 /// Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Rnn<B: Backend> {
-    /// One parameter set per layer and direction, in PyTorch's order
-    /// (`l0`, `l0_reverse`, `l1`, ...).
-    pub cells: Vec<RecurrentWeights<B>>,
-    dropout: Dropout,
-    #[module(skip)]
-    spec: StackSpec,
+    /// The stack (its `cells`, sizes and keys are this module's, through `Deref`).
+    stack: Recurrent<B>,
 }
 
 impl RnnConfig {
@@ -77,18 +72,14 @@ impl RnnConfig {
     /// `dropout` is outside `[0, 1)`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Rnn<B>> {
         let kind = match self.nonlinearity {
-            Nonlinearity::Tanh => CellKind::RnnTanh,
-            Nonlinearity::Relu => CellKind::RnnRelu,
+            Nonlinearity::Tanh => CellType::RnnTanh,
+            Nonlinearity::Relu => CellType::RnnRelu,
         };
         let spec = stack_spec!(self, "Rnn", kind, 0);
-        spec.validate("RnnConfig", self.dropout)?;
-        Ok(Rnn {
-            cells: spec.init_cells(self.initializer.as_ref(), device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            spec,
-        })
+        let stack = Recurrent::new(spec, "RnnConfig", self.dropout, self.initializer.as_ref(), device)?;
+        Ok(Rnn { stack })
     }
 }
 
 hidden_state_forward!(Rnn);
-recurrent_common!(Rnn, "RNN");
+front_end!(Rnn, "RNN");
