@@ -10,7 +10,8 @@ use burn::tensor::backend::Backend as _;
 use burn::tensor::{Distribution, Tensor};
 use ember_lm::Backend;
 use ember_lm::backend::{
-    CellType, SequenceArgs, SequenceOutput, SequenceOutputGrads, composed_sequence, device_sequence_saved,
+    CellType, SequenceArgs, SequenceOutput, SequenceOutputGrads, SequenceWeights, composed_sequence,
+    device_sequence_saved,
 };
 
 type Ad = Autodiff<NdArray<f64>>;
@@ -43,11 +44,13 @@ fn args(case: &Case) -> SequenceArgs<Ad> {
     SequenceArgs {
         kind: case.kind,
         input: random([n, t, i]),
-        weight_ih: w(g * h, i),
-        bias_ih: case.bias.then(|| random([g * h])),
-        weight_hh: w(g * h, r),
-        bias_hh: case.bias.then(|| random([g * h])),
-        weight_hr: (case.proj > 0).then(|| w(case.proj, h)),
+        weights: SequenceWeights {
+            weight_ih: w(g * h, i),
+            bias_ih: case.bias.then(|| random([g * h])),
+            weight_hh: w(g * h, r),
+            bias_hh: case.bias.then(|| random([g * h])),
+            weight_hr: (case.proj > 0).then(|| w(case.proj, h)),
+        },
         h0: random([n, r]),
         c0: (case.kind == CellType::Lstm).then(|| random([n, h])),
         lengths: case.lengths.clone(),
@@ -174,16 +177,16 @@ fn check(case: &Case, a: &SequenceArgs<Ad>, w: &[Tensor<Ad, 3>; 3], rtol: f64) {
             };
         }
         grad!("input", a.input.clone());
-        grad!("weight_ih", a.weight_ih.clone());
-        grad!("weight_hh", a.weight_hh.clone());
+        grad!("weight_ih", a.weights.weight_ih.clone());
+        grad!("weight_hh", a.weights.weight_hh.clone());
         grad!("h0", a.h0.clone());
-        if let Some(b) = a.bias_ih.clone() {
+        if let Some(b) = a.weights.bias_ih.clone() {
             grad!("bias_ih", b);
         }
-        if let Some(b) = a.bias_hh.clone() {
+        if let Some(b) = a.weights.bias_hh.clone() {
             grad!("bias_hh", b);
         }
-        if let Some(w) = a.weight_hr.clone() {
+        if let Some(w) = a.weights.weight_hr.clone() {
             grad!("weight_hr", w);
         }
         if let Some(c) = a.c0.clone() {
@@ -208,19 +211,7 @@ fn device_path_matches_the_composition() {
             let w = [random([3, 5, r]), random([1, 3, r]), random([1, 3, 6])];
             let reference = composed_sequence(a.clone());
             let g_ref = loss(&reference, &w).backward();
-            let inner = SequenceArgs::<Inner> {
-                kind,
-                input: a.input.clone().inner(),
-                weight_ih: a.weight_ih.clone().inner(),
-                bias_ih: a.bias_ih.clone().map(Tensor::inner),
-                weight_hh: a.weight_hh.clone().inner(),
-                bias_hh: a.bias_hh.clone().map(Tensor::inner),
-                weight_hr: a.weight_hr.clone().map(Tensor::inner),
-                h0: a.h0.clone().inner(),
-                c0: a.c0.clone().map(Tensor::inner),
-                lengths: case.lengths.clone(),
-                reverse,
-            };
+            let inner: SequenceArgs<Inner> = a.inner();
             let (out, saved) = device_sequence_saved(inner);
             let name = format!(
                 "device {kind:?} bias={bias} proj={proj} lengths={:?} reverse={reverse}",
@@ -258,13 +249,13 @@ fn device_path_matches_the_composition() {
             compare(
                 &format!("{name} dweight_ih"),
                 grads.weight_ih.reshape([-1]),
-                want(a.weight_ih.clone()),
+                want(a.weights.weight_ih.clone()),
                 1e-8,
             );
             compare(
                 &format!("{name} dweight_hh"),
                 grads.weight_hh.reshape([-1]),
-                want(a.weight_hh.clone()),
+                want(a.weights.weight_hh.clone()),
                 1e-8,
             );
             compare(
@@ -273,13 +264,13 @@ fn device_path_matches_the_composition() {
                 want(a.h0.clone()),
                 1e-8,
             );
-            if let (Some(g), Some(b)) = (grads.bias_ih, a.bias_ih.clone()) {
+            if let (Some(g), Some(b)) = (grads.bias_ih, a.weights.bias_ih.clone()) {
                 compare(&format!("{name} dbias_ih"), g, want1(b), 1e-8);
             }
-            if let (Some(g), Some(b)) = (grads.bias_hh, a.bias_hh.clone()) {
+            if let (Some(g), Some(b)) = (grads.bias_hh, a.weights.bias_hh.clone()) {
                 compare(&format!("{name} dbias_hh"), g, want1(b), 1e-8);
             }
-            if let (Some(g), Some(t)) = (grads.weight_hr, a.weight_hr.clone()) {
+            if let (Some(g), Some(t)) = (grads.weight_hr, a.weights.weight_hr.clone()) {
                 compare(&format!("{name} dweight_hr"), g.reshape([-1]), want(t), 1e-8);
             }
             if let (Some(g), Some(t)) = (grads.c0, a.c0.clone()) {

@@ -92,27 +92,15 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
         };
         let nodes = [
             args.input.clone().into_primitive().tensor().node,
-            args.weight_ih.clone().into_primitive().tensor().node,
-            node1(&args.bias_ih),
-            args.weight_hh.clone().into_primitive().tensor().node,
-            node1(&args.bias_hh),
-            node2(&args.weight_hr),
+            args.weights.weight_ih.clone().into_primitive().tensor().node,
+            node1(&args.weights.bias_ih),
+            args.weights.weight_hh.clone().into_primitive().tensor().node,
+            node1(&args.weights.bias_hh),
+            node2(&args.weights.weight_hr),
             args.h0.clone().into_primitive().tensor().node,
             node2(&args.c0),
         ];
-        let inner = SequenceArgs::<B> {
-            kind: args.kind,
-            input: args.input.clone().inner(),
-            weight_ih: args.weight_ih.clone().inner(),
-            bias_ih: args.bias_ih.clone().map(Tensor::inner),
-            weight_hh: args.weight_hh.clone().inner(),
-            bias_hh: args.bias_hh.clone().map(Tensor::inner),
-            weight_hr: args.weight_hr.clone().map(Tensor::inner),
-            h0: args.h0.clone().inner(),
-            c0: args.c0.clone().map(Tensor::inner),
-            lengths: args.lengths.clone(),
-            reverse: args.reverse,
-        };
+        let inner = args.inner();
         let dims = inner.dims();
         let packing = Packing {
             t: dims.time,

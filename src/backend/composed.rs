@@ -37,26 +37,15 @@ pub(crate) fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 
 /// that backends without a kernel run, public as a reference for checking a new kernel.
 pub fn forward<B: Backend>(args: SequenceArgs<B>) -> SequenceOutput<B> {
     let dims = args.dims();
-    let SequenceArgs {
-        kind,
-        input,
-        weight_ih,
-        bias_ih,
-        weight_hh,
-        bias_hh,
-        weight_hr,
-        h0,
-        c0,
-        lengths,
-        reverse,
-    } = args;
+    let (kind, input, h0, c0) = (args.kind, args.input, args.h0, args.c0);
+    let (lengths, reverse, w) = (args.lengths, args.reverse, args.weights);
     let (batch, time, features, gh) = (dims.batch, dims.time, dims.input, dims.gates_hidden());
     let device = input.device();
-    let w_ih = weight_ih.transpose(); // [I, G*H]
-    let w_hh = weight_hh.transpose(); // [R, G*H]
-    let w_hr = weight_hr.map(|w| w.transpose()); // [H, P]
-    let b_ih = bias_ih.map(|b| b.unsqueeze::<2>()); // [1, G*H]
-    let b_hh = bias_hh.map(|b| b.unsqueeze::<2>()); // [1, G*H]
+    let w_ih = w.weight_ih.transpose(); // [I, G*H]
+    let w_hh = w.weight_hh.transpose(); // [R, G*H]
+    let w_hr = w.weight_hr.map(|w| w.transpose()); // [H, P]
+    let b_ih = w.bias_ih.map(|b| b.unsqueeze::<2>()); // [1, G*H]
+    let b_hh = w.bias_hh.map(|b| b.unsqueeze::<2>()); // [1, G*H]
     // GRU keeps b_hn inside r * (W_hn h + b_hn); the other cells can add one summed bias.
     let (b_x, b_h) = match (kind, b_ih, b_hh) {
         (CellType::Gru, bi, bh) => (bi, bh),

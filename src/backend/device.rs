@@ -42,19 +42,8 @@ impl<B: burn::tensor::backend::Backend> DeviceWork<B> {
 /// The device recurrence as a [`Backend::recurrent_sequence_saved`] implementation.
 pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutput<B>, SavedSequence<B>) {
     let dims = args.dims();
-    let SequenceArgs {
-        kind,
-        input,
-        weight_ih,
-        bias_ih,
-        weight_hh,
-        bias_hh,
-        weight_hr,
-        h0,
-        c0,
-        lengths,
-        reverse,
-    } = args;
+    let (kind, input, h0, c0) = (args.kind, args.input, args.h0, args.c0);
+    let (lengths, reverse, w) = (args.lengths, args.reverse, args.weights);
     let device = input.device();
     let (n, t_len, i, h, gh) = (
         dims.batch,
@@ -63,9 +52,9 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
         dims.hidden,
         dims.gates_hidden(),
     );
-    let has_bias = bias_ih.is_some();
+    let has_bias = w.bias_ih.is_some();
     // One bias on the projections; GRU keeps b_hn apart, inside r ⊙ (W_hn h + b_hn).
-    let (b_x, b_hn) = match (bias_ih, bias_hh) {
+    let (b_x, b_hn) = match (w.bias_ih, w.bias_hh) {
         (Some(bi), Some(bh)) if kind == CellType::Gru => {
             let rz = Tensor::cat(vec![bh.clone().slice(0..2 * h), Tensor::zeros([h], &device)], 0);
             (Some(bi + rz), Some(bh.slice(2 * h..3 * h).unsqueeze::<2>()))
@@ -77,13 +66,13 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
     let mut xp = input
         .clone()
         .reshape([n * t_len, i])
-        .matmul(weight_ih.clone().transpose());
+        .matmul(w.weight_ih.clone().transpose());
     if let Some(b) = b_x {
         xp = xp + b.unsqueeze::<2>();
     }
     let xp = xp.reshape([n, t_len, gh]);
-    let w_hh_t = weight_hh.clone().transpose(); // [R, G*H]
-    let w_hr_t = weight_hr.clone().map(|w| w.transpose()); // [H, P]
+    let w_hh_t = w.weight_hh.clone().transpose(); // [R, G*H]
+    let w_hr_t = w.weight_hr.clone().map(|w| w.transpose()); // [H, P]
     let masks = step_masks::<B>(lengths, t_len, &device);
 
     let mut hs = h0;
@@ -162,9 +151,9 @@ pub fn device_sequence_saved<B: Backend>(args: SequenceArgs<B>) -> (SequenceOutp
         dims,
         reverse,
         input,
-        weight_ih,
-        weight_hh,
-        weight_hr,
+        weight_ih: w.weight_ih,
+        weight_hh: w.weight_hh,
+        weight_hr: w.weight_hr,
         has_bias,
         masks,
         gates,

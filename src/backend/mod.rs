@@ -105,6 +105,22 @@ pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
     pub kind: CellType,
     /// Input sequence, batch-major.
     pub input: Tensor<B, 3>,
+    /// The layer-direction's weights.
+    pub weights: SequenceWeights<B>,
+    /// Initial hidden state.
+    pub h0: Tensor<B, 2>,
+    /// Initial cell state (LSTM).
+    pub c0: Option<Tensor<B, 2>>,
+    /// Per-sequence lengths.
+    pub lengths: Option<Vec<usize>>,
+    /// Walk from `T - 1` down to 0 (the reverse direction of a bidirectional layer).
+    pub reverse: bool,
+}
+
+/// One layer-direction's weights as tensors, in PyTorch's fused layout (the values of a
+/// [`RecurrentWeights`](crate::nn::RecurrentWeights)); shapes as in [`SequenceArgs`].
+#[derive(Clone, Debug)]
+pub struct SequenceWeights<B: burn::tensor::backend::Backend> {
     /// Input-to-hidden weights.
     pub weight_ih: Tensor<B, 2>,
     /// Input-to-hidden bias.
@@ -115,14 +131,6 @@ pub struct SequenceArgs<B: burn::tensor::backend::Backend> {
     pub bias_hh: Option<Tensor<B, 1>>,
     /// LSTM output projection.
     pub weight_hr: Option<Tensor<B, 2>>,
-    /// Initial hidden state.
-    pub h0: Tensor<B, 2>,
-    /// Initial cell state (LSTM).
-    pub c0: Option<Tensor<B, 2>>,
-    /// Per-sequence lengths.
-    pub lengths: Option<Vec<usize>>,
-    /// Walk from `T - 1` down to 0 (the reverse direction of a bidirectional layer).
-    pub reverse: bool,
 }
 
 /// The sizes of one layer-direction, read once from the arguments' shapes so that no kernel works
@@ -156,7 +164,7 @@ impl<B: burn::tensor::backend::Backend> SequenceArgs<B> {
     /// The sizes of this layer-direction.
     pub fn dims(&self) -> SequenceDims {
         let [batch, time, input] = self.input.dims();
-        let [gh, state] = self.weight_hh.dims();
+        let [gh, state] = self.weights.weight_hh.dims();
         let gates = self.kind.gates();
         SequenceDims {
             batch,
@@ -164,8 +172,30 @@ impl<B: burn::tensor::backend::Backend> SequenceArgs<B> {
             input,
             hidden: gh / gates,
             state,
-            proj: self.weight_hr.as_ref().map_or(0, |w| w.dims()[0]),
+            proj: self.weights.weight_hr.as_ref().map_or(0, |w| w.dims()[0]),
             gates,
+        }
+    }
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> SequenceArgs<B> {
+    /// The same arguments on the inner backend, off the autodiff graph.
+    pub fn inner(&self) -> SequenceArgs<B::InnerBackend> {
+        let w = &self.weights;
+        SequenceArgs {
+            kind: self.kind,
+            input: self.input.clone().inner(),
+            weights: SequenceWeights {
+                weight_ih: w.weight_ih.clone().inner(),
+                bias_ih: w.bias_ih.clone().map(Tensor::inner),
+                weight_hh: w.weight_hh.clone().inner(),
+                bias_hh: w.bias_hh.clone().map(Tensor::inner),
+                weight_hr: w.weight_hr.clone().map(Tensor::inner),
+            },
+            h0: self.h0.clone().inner(),
+            c0: self.c0.clone().map(Tensor::inner),
+            lengths: self.lengths.clone(),
+            reverse: self.reverse,
         }
     }
 }

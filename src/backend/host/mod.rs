@@ -105,19 +105,8 @@ fn forward_typed<B: super::Backend, T: Real>(
     device: &B::Device,
 ) -> (SequenceOutput<B>, Option<Work<T>>) {
     let sd = args.dims();
-    let SequenceArgs {
-        kind,
-        input,
-        weight_ih,
-        bias_ih,
-        weight_hh,
-        bias_hh,
-        weight_hr,
-        h0,
-        c0,
-        lengths,
-        reverse,
-    } = args;
+    let (kind, input, h0, c0) = (args.kind, args.input, args.h0, args.c0);
+    let (lengths, reverse, w) = (args.lengths, args.reverse, args.weights);
     let (n, t_len, i, h, r, p) = (sd.batch, sd.time, sd.input, sd.hidden, sd.state, sd.proj);
     let d = Dims {
         t: t_len,
@@ -129,15 +118,15 @@ fn forward_typed<B: super::Backend, T: Real>(
         g: sd.gates,
     };
     let gh = d.gh();
-    let has_bias = bias_ih.is_some();
+    let has_bias = w.bias_ih.is_some();
     let lengths = lengths.filter(|l| l.iter().any(|&l| l < t_len));
 
     let x: Vec<T> = to_vec(input);
-    let w_ih: Vec<T> = to_vec(weight_ih);
-    let w_hh: Vec<T> = to_vec(weight_hh);
-    let w_hr: Option<Vec<T>> = weight_hr.map(to_vec);
-    let b_ih: Option<Vec<T>> = bias_ih.map(to_vec);
-    let b_hh: Option<Vec<T>> = bias_hh.map(to_vec);
+    let w_ih: Vec<T> = to_vec(w.weight_ih);
+    let w_hh: Vec<T> = to_vec(w.weight_hh);
+    let w_hr: Option<Vec<T>> = w.weight_hr.map(to_vec);
+    let b_ih: Option<Vec<T>> = w.bias_ih.map(to_vec);
+    let b_hh: Option<Vec<T>> = w.bias_hh.map(to_vec);
     let mut hs: Vec<T> = to_vec(h0);
     let mut cs: Option<Vec<T>> = c0.map(to_vec);
 

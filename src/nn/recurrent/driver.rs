@@ -215,11 +215,7 @@ impl StackSpec {
                 let run = B::recurrent_sequence(SequenceArgs {
                     kind: self.kind,
                     input: x.clone(),
-                    weight_ih: cell.weight_ih.val(),
-                    bias_ih: cell.bias_ih.as_ref().map(|b| b.val()),
-                    weight_hh: cell.weight_hh.val(),
-                    bias_hh: cell.bias_hh.as_ref().map(|b| b.val()),
-                    weight_hr: cell.weight_hr.as_ref().map(|w| w.val()),
+                    weights: cell.values(),
                     h0: initial(&h0, idx, self.state_size()),
                     c0: is_lstm.then(|| initial(&c0, idx, self.hidden_size)),
                     lengths: lengths.map(<[usize]>::to_vec),

@@ -4,6 +4,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::Result;
+use crate::backend::SequenceWeights;
 use crate::io::WeightPath;
 
 /// The parameters of one layer in one direction of an [`Rnn`](crate::nn::Rnn),
@@ -70,6 +71,17 @@ impl WeightShapes {
 }
 
 impl<B: Backend> RecurrentWeights<B> {
+    /// The current values, as the recurrence takes them.
+    pub fn values(&self) -> SequenceWeights<B> {
+        SequenceWeights {
+            weight_ih: self.weight_ih.val(),
+            bias_ih: self.bias_ih.as_ref().map(|b| b.val()),
+            weight_hh: self.weight_hh.val(),
+            bias_hh: self.bias_hh.as_ref().map(|b| b.val()),
+            weight_hr: self.weight_hr.as_ref().map(|w| w.val()),
+        }
+    }
+
     /// Names this layer-direction's tensors: PyTorch's `{name}_{suffix}` (`weight_ih_l0`, ...).
     pub(crate) fn visit(&mut self, w: &mut WeightPath<'_, '_>, suffix: &str) -> Result<()> {
         w.tensor(&format!("weight_ih_{suffix}"), &mut self.weight_ih)?;
