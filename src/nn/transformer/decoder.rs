@@ -2,45 +2,24 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
+use burn::nn::Dropout;
 use burn::tensor::Tensor;
 
 use super::feed_forward;
+use super::layer_config::layer_config;
 use crate::io::{TorchWeights, WeightPath};
 use crate::nn::activation::FeedForwardActivation;
-use crate::nn::attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::nn::attention::{AttentionMasks, AttentionMemory, MultiHeadAttention};
 use crate::nn::kv_cache::KvCache;
 use crate::nn::linear::TorchLinear;
 use crate::nn::norm::TorchLayerNorm;
-use crate::{Backend, Error, Result};
+use crate::{Backend, Result};
 
-/// Configuration of a [`TransformerDecoderLayer`]; the options and defaults of
-/// `torch.nn.TransformerDecoderLayer` (always batch-first).
-#[derive(Config, Debug)]
-pub struct TransformerDecoderLayerConfig {
-    /// Model width.
-    pub d_model: usize,
-    /// Number of attention heads (self- and cross-attention).
-    pub n_heads: usize,
-    /// Width of the feed-forward block. Default 2048.
-    #[config(default = 2048)]
-    pub d_ff: usize,
-    /// Dropout after each block and inside the feed-forward block, only while training. Default 0.1.
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Feed-forward activation. Default relu.
-    #[config(default = "FeedForwardActivation::Relu")]
-    pub activation: FeedForwardActivation,
-    /// Layer norm before each block (pre-norm) instead of after it. Default false.
-    #[config(default = false)]
-    pub norm_first: bool,
-    /// Layer-norm epsilon. Default 1e-5.
-    #[config(default = 1e-5)]
-    pub layer_norm_eps: f64,
-    /// Biases in the linear layers and layer norms. Default true.
-    #[config(default = true)]
-    pub bias: bool,
-}
+layer_config!(
+    TransformerDecoderLayerConfig,
+    TransformerDecoderLayer,
+    "TransformerDecoderLayer"
+);
 
 /// One Transformer decoder layer, computed as PyTorch's:
 ///
@@ -74,35 +53,19 @@ pub struct TransformerDecoderLayer<B: Backend> {
 }
 
 impl TransformerDecoderLayerConfig {
-    /// Builds the layer, or an [`Error::Config`] for invalid sizes or dropout.
+    /// Builds the layer, or an [`Error::Config`](crate::Error::Config) for invalid sizes or
+    /// dropout.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TransformerDecoderLayer<B>> {
-        if self.d_ff == 0 {
-            return Err(Error::Config {
-                module: "TransformerDecoderLayerConfig",
-                message: "d_ff must be positive, found 0".into(),
-            });
-        }
-        crate::nn::check_param_size(
-            "TransformerDecoderLayerConfig",
-            "linear1 (d_ff × d_model)",
-            &[self.d_ff, self.d_model],
-        )?;
-        let attention = || {
-            MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
-                .with_dropout(self.dropout)
-                .with_bias(self.bias)
-                .init(device)
-        };
-        let (d, ff, eps) = (self.d_model, self.d_ff, self.layer_norm_eps);
+        let parts = self.parts::<B>(device)?;
         Ok(TransformerDecoderLayer {
-            self_attn: attention()?,
-            multihead_attn: attention()?,
-            linear1: TorchLinear::new(d, ff, self.bias, device),
-            linear2: TorchLinear::new(ff, d, self.bias, device),
-            norm1: TorchLayerNorm::new(d, eps, self.bias, device),
-            norm2: TorchLayerNorm::new(d, eps, self.bias, device),
-            norm3: TorchLayerNorm::new(d, eps, self.bias, device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            self_attn: parts.attention()?,
+            multihead_attn: parts.attention()?,
+            norm1: parts.norm(),
+            norm2: parts.norm(),
+            norm3: parts.norm(),
+            linear1: parts.linear1,
+            linear2: parts.linear2,
+            dropout: parts.dropout,
             activation: self.activation,
             norm_first: self.norm_first,
         })

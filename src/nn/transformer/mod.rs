@@ -4,6 +4,7 @@
 
 mod decoder;
 mod encoder;
+mod layer_config;
 mod stack;
 
 use burn::nn::Dropout;
