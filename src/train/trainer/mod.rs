@@ -1,23 +1,19 @@
-//! [`Trainer`]: the loop. One optimizer step is in `step.rs`, validation in `validation.rs`,
-//! checkpoint writing in `save.rs`.
+//! [`Trainer`]: its state, construction and resume. The fit loop is in `fit.rs`, one optimizer
+//! step in `step.rs`, validation in `validation.rs`, checkpoint writing in `save.rs`.
 
+mod fit;
 mod save;
 mod step;
 mod validation;
 
-use save::prepare_run_dir;
-
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 
 use super::checkpoint::{self, Position, Tracker};
-use super::config::{ProgressMode, TrainerConfig};
-use super::logging::RunLog;
-use super::metrics::{MetricRow, Window};
-use super::plot::plot_losses;
+use super::config::TrainerConfig;
+use super::metrics::MetricRow;
 use super::task::Task;
 use crate::data::Batches;
 use crate::io::record;
@@ -244,187 +240,5 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         valid: Option<&dyn Batches<T::Batch>>,
     ) -> Result<FitReport> {
         self.fit_shard(train, valid, Shard { rank: 0, world: 1 })
-    }
-
-    /// [`fit`](Self::fit) as replica `shard.rank` of `shard.world` in data-parallel training:
-    /// it reads every `world`-th batch and all-reduces its gradients; only rank 0 writes the run
-    /// directory and shows progress.
-    pub(crate) fn fit_shard(
-        &mut self,
-        train: &dyn Batches<T::Batch>,
-        valid: Option<&dyn Batches<T::Batch>>,
-        shard: Shard,
-    ) -> Result<FitReport> {
-        self.config.validate()?;
-        if train.num_batches() == 0 {
-            return Err(Error::Data("the training data has no batches".into()));
-        }
-        // Each replica takes every `world`-th batch; a tail shorter than `world` is left out of
-        // the epoch so that all replicas take the same number of steps.
-        let n = train.num_batches() / shard.world;
-        if n == 0 {
-            return Err(Error::Data(format!(
-                "{} training batches cannot feed {} data-parallel replicas",
-                train.num_batches(),
-                shard.world
-            )));
-        }
-        if valid.is_some_and(|v| v.num_batches() == 0) {
-            return Err(Error::Data("the validation data has no batches".into()));
-        }
-        let writer = shard.rank == 0;
-        let run_dir = self.config.run_dir.clone().filter(|_| writer);
-        if let Some(dir) = &run_dir {
-            prepare_run_dir(dir, &self.config, self.optim.config(), &self.task.config_json())?;
-        }
-        let k = self.config.grad_accum;
-        let steps_per_epoch = n.div_ceil(k) as u64;
-        let total = match (self.config.max_steps, self.config.max_epochs) {
-            (Some(s), Some(e)) => Some(s.min(e * steps_per_epoch)),
-            (Some(s), None) => Some(s),
-            (None, Some(e)) => Some(e * steps_per_epoch),
-            (None, None) => None,
-        };
-        let mut log = RunLog::open(
-            run_dir.as_deref(),
-            self.config.tensorboard,
-            if writer {
-                self.config.progress
-            } else {
-                ProgressMode::Off
-            },
-            total,
-            self.pos.step,
-        )?;
-        log.set_position(self.pos.step);
-        let started = Instant::now();
-        // A window's time is the time spent in its training steps only, so that validation and
-        // checkpoints between two log lines do not count against (or reset) its throughput.
-        let mut window = Window::default();
-        let mut report = FitReport {
-            steps: self.pos.step,
-            epoch: self.pos.epoch,
-            skipped_steps: self.tracker.skipped_steps,
-            last_train: None,
-            last_valid: None,
-            best: None,
-            stopped_early: false,
-            checkpoint: None,
-        };
-        let mut last_valid_step = None;
-        let mut last_ckpt_step = None;
-        let mut last_lr = self.scheduler.current();
-        loop {
-            if self.config.max_steps.is_some_and(|m| self.pos.step >= m)
-                || self.config.max_epochs.is_some_and(|m| self.pos.epoch >= m)
-            {
-                break;
-            }
-            let step_start = Instant::now();
-            let info = self.train_step(train, n, shard, &mut window)?;
-            window.time += step_start.elapsed();
-            last_lr = info.lr;
-            log.set_position(self.pos.step);
-            let epoch_ended = self.pos.batch_index == 0;
-            let mut stop = false;
-            for h in &mut self.hooks {
-                stop |= h.on_step(&info).is_break();
-            }
-
-            if self.pos.step.is_multiple_of(self.config.log_every) && !window.is_empty() {
-                let row = self.finish_row(
-                    window.row("train", self.pos.step, info.epoch, Some(info.lr)),
-                    started,
-                );
-                log.row(&row)?;
-                for h in &mut self.hooks {
-                    h.on_log(&row);
-                }
-                report.last_train = Some(row);
-                window = Window::default();
-            }
-
-            let due = match self.config.valid_every {
-                Some(every) => self.pos.step.is_multiple_of(every),
-                None => epoch_ended,
-            };
-            let mut new_best = false;
-            if let (Some(v), true) = (valid, due) {
-                let (row, improved, early) = self.validate_and_track(v, started)?;
-                log.row(&row)?;
-                for h in &mut self.hooks {
-                    stop |= h.on_validation(&row).is_break();
-                }
-                if early {
-                    log.message(&format!("early stopping at step {}", self.pos.step));
-                    report.stopped_early = true;
-                    stop = true;
-                }
-                new_best = improved;
-                report.last_valid = Some(row);
-                last_valid_step = Some(self.pos.step);
-            }
-
-            let periodic = self
-                .config
-                .checkpoint_every
-                .is_some_and(|c| self.pos.step.is_multiple_of(c));
-            if let Some(dir) = &run_dir
-                && (periodic || new_best)
-            {
-                let path = self.save_checkpoint(dir, report.last_valid.as_ref(), last_valid_step)?;
-                for h in &mut self.hooks {
-                    h.on_checkpoint(&path, self.pos.step);
-                }
-                report.checkpoint = Some(path);
-                last_ckpt_step = Some(self.pos.step);
-            }
-            if stop {
-                report.stopped_early = true;
-                break;
-            }
-        }
-
-        if !window.is_empty() {
-            let row = self.finish_row(
-                window.row("train", self.pos.step, self.pos.epoch, Some(last_lr)),
-                started,
-            );
-            log.row(&row)?;
-            report.last_train = Some(row);
-        }
-        if let Some(v) = valid
-            && last_valid_step != Some(self.pos.step)
-        {
-            let (row, _, _) = self.validate_and_track(v, started)?;
-            log.row(&row)?;
-            for h in &mut self.hooks {
-                let _ = h.on_validation(&row);
-            }
-            report.last_valid = Some(row);
-            last_valid_step = Some(self.pos.step);
-        }
-        if let Some(dir) = &run_dir {
-            if last_ckpt_step != Some(self.pos.step) || last_valid_step == Some(self.pos.step) {
-                let path = self.save_checkpoint(dir, report.last_valid.as_ref(), last_valid_step)?;
-                for h in &mut self.hooks {
-                    h.on_checkpoint(&path, self.pos.step);
-                }
-                report.checkpoint = Some(path);
-            }
-            log.finish()?;
-            if self.config.plot
-                && let Some(csv) = log.csv_path()
-            {
-                plot_losses(csv, &dir.join("loss.svg"))?;
-            }
-        } else {
-            log.finish()?;
-        }
-        report.steps = self.pos.step;
-        report.epoch = self.pos.epoch;
-        report.skipped_steps = self.tracker.skipped_steps;
-        report.best = self.tracker.best_step.zip(self.tracker.best);
-        Ok(report)
     }
 }
