@@ -48,10 +48,10 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             let step_start = Instant::now();
             let info = self.train_step(train, run.batches, shard, &mut run.window)?;
             run.window.time += step_start.elapsed();
-            let epoch_ended = self.pos.batch_index == 0;
+            let epoch_ended = self.state.pos.batch_index == 0;
             let mut stop = self.after_step(&mut run, &info)?;
             let due = match self.config.valid_every {
-                Some(every) => self.pos.step.is_multiple_of(every),
+                Some(every) => self.state.pos.step.is_multiple_of(every),
                 None => epoch_ended,
             };
             let mut new_best = false;
@@ -59,7 +59,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 let (improved, early, hook_stop) = self.validate_in_run(&mut run, v)?;
                 if early {
                     run.log
-                        .message(&format!("early stopping at step {}", self.pos.step));
+                        .message(&format!("early stopping at step {}", self.state.pos.step));
                     run.report.stopped_early = true;
                 }
                 new_best = improved;
@@ -68,7 +68,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             let periodic = self
                 .config
                 .checkpoint_every
-                .is_some_and(|c| self.pos.step.is_multiple_of(c));
+                .is_some_and(|c| self.state.pos.step.is_multiple_of(c));
             if periodic || new_best {
                 self.checkpoint_in_run(&mut run)?;
             }
@@ -107,7 +107,12 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         let writer = shard.rank == 0;
         let dir = self.config.run_dir.clone().filter(|_| writer);
         if let Some(dir) = &dir {
-            prepare_run_dir(dir, &self.config, self.optim.config(), &self.task.config_json())?;
+            prepare_run_dir(
+                dir,
+                &self.config,
+                self.state.optim.config(),
+                &self.task.config_json(),
+            )?;
         }
         let steps_per_epoch = batches.div_ceil(self.config.grad_accum) as u64;
         let total = match (self.config.max_steps, self.config.max_epochs) {
@@ -126,9 +131,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             self.config.tensorboard,
             progress,
             total,
-            self.pos.step,
+            self.state.pos.step,
         )?;
-        log.set_position(self.pos.step);
+        log.set_position(self.state.pos.step);
         Ok(Run {
             batches,
             dir,
@@ -136,9 +141,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             started: Instant::now(),
             window: Window::default(),
             report: FitReport {
-                steps: self.pos.step,
-                epoch: self.pos.epoch,
-                skipped_steps: self.tracker.skipped_steps,
+                steps: self.state.pos.step,
+                epoch: self.state.pos.epoch,
+                skipped_steps: self.state.tracker.skipped_steps,
                 last_train: None,
                 last_valid: None,
                 best: None,
@@ -147,28 +152,28 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             },
             last_valid_step: None,
             last_ckpt_step: None,
-            last_lr: self.scheduler.current(),
+            last_lr: self.state.scheduler.current(),
         })
     }
 
     fn at_limit(&self) -> bool {
-        self.config.max_steps.is_some_and(|m| self.pos.step >= m)
-            || self.config.max_epochs.is_some_and(|m| self.pos.epoch >= m)
+        self.config.max_steps.is_some_and(|m| self.state.pos.step >= m)
+            || self.config.max_epochs.is_some_and(|m| self.state.pos.epoch >= m)
     }
 
     /// The hooks' `on_step`, and a training row every `log_every` steps. Whether a hook asked
     /// to stop.
     fn after_step(&mut self, run: &mut Run, info: &StepInfo) -> Result<bool> {
         run.last_lr = info.lr;
-        run.log.set_position(self.pos.step);
+        run.log.set_position(self.state.pos.step);
         let mut stop = false;
         for h in &mut self.hooks {
             stop |= h.on_step(info).is_break();
         }
-        if self.pos.step.is_multiple_of(self.config.log_every) && !run.window.is_empty() {
+        if self.state.pos.step.is_multiple_of(self.config.log_every) && !run.window.is_empty() {
             let window = std::mem::take(&mut run.window);
             let row = self.finish_row(
-                window.row("train", self.pos.step, info.epoch, Some(info.lr)),
+                window.row("train", self.state.pos.step, info.epoch, Some(info.lr)),
                 run.started,
             );
             run.log.row(&row)?;
@@ -194,7 +199,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             hook_stop |= h.on_validation(&row).is_break();
         }
         run.report.last_valid = Some(row);
-        run.last_valid_step = Some(self.pos.step);
+        run.last_valid_step = Some(self.state.pos.step);
         Ok((improved, early, hook_stop))
     }
 
@@ -205,10 +210,10 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         };
         let path = self.save_checkpoint(&dir, run.report.last_valid.as_ref(), run.last_valid_step)?;
         for h in &mut self.hooks {
-            h.on_checkpoint(&path, self.pos.step);
+            h.on_checkpoint(&path, self.state.pos.step);
         }
         run.report.checkpoint = Some(path);
-        run.last_ckpt_step = Some(self.pos.step);
+        run.last_ckpt_step = Some(self.state.pos.step);
         Ok(())
     }
 
@@ -217,20 +222,25 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
     fn finish_run(&mut self, mut run: Run, valid: Option<&dyn Batches<T::Batch>>) -> Result<FitReport> {
         if !run.window.is_empty() {
             let row = self.finish_row(
-                run.window
-                    .row("train", self.pos.step, self.pos.epoch, Some(run.last_lr)),
+                run.window.row(
+                    "train",
+                    self.state.pos.step,
+                    self.state.pos.epoch,
+                    Some(run.last_lr),
+                ),
                 run.started,
             );
             run.log.row(&row)?;
             run.report.last_train = Some(row);
         }
         if let Some(v) = valid
-            && run.last_valid_step != Some(self.pos.step)
+            && run.last_valid_step != Some(self.state.pos.step)
         {
             // At the end neither early stopping nor a hook has anything left to stop.
             self.validate_in_run(&mut run, v)?;
         }
-        if run.last_ckpt_step != Some(self.pos.step) || run.last_valid_step == Some(self.pos.step) {
+        if run.last_ckpt_step != Some(self.state.pos.step) || run.last_valid_step == Some(self.state.pos.step)
+        {
             self.checkpoint_in_run(&mut run)?;
         }
         run.log.finish()?;
@@ -241,10 +251,10 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             plot_losses(csv, &dir.join("loss.svg"))?;
         }
         let mut report = run.report;
-        report.steps = self.pos.step;
-        report.epoch = self.pos.epoch;
-        report.skipped_steps = self.tracker.skipped_steps;
-        report.best = self.tracker.best_step.zip(self.tracker.best);
+        report.steps = self.state.pos.step;
+        report.epoch = self.state.pos.epoch;
+        report.skipped_steps = self.state.tracker.skipped_steps;
+        report.best = self.state.tracker.best_step.zip(self.state.tracker.best);
         Ok(report)
     }
 }

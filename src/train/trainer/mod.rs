@@ -3,22 +3,24 @@
 
 mod fit;
 mod save;
+mod state;
 mod step;
 mod validation;
+
+use state::{CheckpointMeta, TrainState};
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{self, Position, Tracker};
+use super::checkpoint::{Position, Tracker};
 use super::config::TrainerConfig;
 use super::metrics::MetricRow;
 use super::task::Task;
+use crate::Result;
 use crate::data::Batches;
-use crate::io::record;
-use crate::optim::{LrSchedule, LrScheduler, ModelOptimizer, OptimizerConfig};
-use crate::{Error, Result};
+use crate::optim::{LrSchedule, LrScheduler, OptimizerConfig};
 
 /// What one optimizer step did, for [`Hook::on_step`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,14 +85,9 @@ pub struct FitReport {
 pub struct Trainer<B: AutodiffBackend, T: Task<B>> {
     pub(crate) config: TrainerConfig,
     task: T,
-    /// `None` only inside an optimizer step, which takes the model by value.
-    model: Option<T::Model>,
-    optim: ModelOptimizer<B, T::Model>,
-    scheduler: LrScheduler,
+    /// Everything a checkpoint holds.
+    state: TrainState<B, T>,
     device: B::Device,
-    pos: Position,
-    tracker: Tracker,
-    carry: Option<T::Carry>,
     hooks: Vec<Box<dyn Hook>>,
 }
 
@@ -121,13 +118,15 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         Ok(Self {
             config,
             task,
-            model: Some(model),
-            optim,
-            scheduler,
+            state: TrainState {
+                model: Some(model),
+                optim,
+                scheduler,
+                pos: Position::default(),
+                tracker: Tracker::default(),
+                carry: None,
+            },
             device: device.clone(),
-            pos: Position::default(),
-            tracker: Tracker::default(),
-            carry: None,
             hooks: Vec::new(),
         })
     }
@@ -140,22 +139,21 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
 
     /// The model.
     pub fn model(&self) -> &T::Model {
-        self.model
-            .as_ref()
-            .expect("the model is only absent inside an optimizer step")
+        self.state.model()
     }
 
     /// The model, consuming the trainer.
     pub fn into_model(self) -> T::Model {
-        self.model
+        self.state
+            .model
             .expect("the model is only absent inside an optimizer step")
     }
 
     /// Replaces the model by `f(model)` (used to synchronise data-parallel replicas).
     #[allow(dead_code)]
     pub(crate) fn map_model(&mut self, f: impl FnOnce(T::Model) -> T::Model) {
-        let model = self.model.take().expect("model present between steps");
-        self.model = Some(f(model));
+        let model = self.state.model.take().expect("model present between steps");
+        self.state.model = Some(f(model));
     }
 
     /// The task.
@@ -165,12 +163,12 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
 
     /// Optimizer steps completed.
     pub fn step(&self) -> u64 {
-        self.pos.step
+        self.state.pos.step
     }
 
     /// The learning-rate scheduler (its state included).
     pub fn scheduler(&self) -> &LrScheduler {
-        &self.scheduler
+        &self.state.scheduler
     }
 
     /// Restores a checkpoint: `path` is a checkpoint directory, or a run directory whose latest
@@ -178,57 +176,12 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
     /// configuration, parameter shapes, optimizer configuration) before anything is replaced, so
     /// an error leaves the trainer as it was.
     pub fn resume(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let dir = checkpoint::resolve(path.as_ref())?;
-        let (manifest, contents) = checkpoint::read(&dir)?;
-        let bad = |message: String| Error::Checkpoint {
-            path: dir.clone(),
-            message,
-        };
-        let model_config = self.task.config_json();
-        if manifest.model_config != model_config {
-            return Err(bad(format!(
-                "saved for model configuration {}, this model's is {}",
-                manifest.model_config, model_config
-            )));
-        }
-        if serde_json::to_value(&manifest.optimizer).ok() != serde_json::to_value(self.optim.config()).ok() {
-            return Err(bad(format!(
-                "saved with optimizer {:?}, this trainer uses {:?}",
-                manifest.optimizer,
-                self.optim.config()
-            )));
-        }
-        let model = checkpoint::restore_model(
-            &dir,
-            &manifest,
-            &contents.model,
-            self.model().clone(),
-            &self.device,
-        )?;
-        let fresh = self.optimizer_config().init::<B, T::Model>(&model)?;
-        let optim = fresh
-            .load_state_bytes(contents.optimizer, &self.device)
-            .map_err(|e| bad(format!("optimizer state: {e}")))?;
-        let carry = match contents.carry {
-            Some(bytes) => Some(
-                record::decode::<B, T::Carry>(&bytes, &self.device)
-                    .map_err(|e| bad(format!("carry state {e}")))?,
-            ),
-            None => None,
-        };
-        // Everything decoded: commit.
-        self.model = Some(model);
-        self.optim = optim;
-        self.scheduler = manifest.scheduler;
-        self.pos = manifest.position;
-        self.tracker = manifest.tracker;
-        self.carry = carry;
-        self.config.seed = manifest.seed;
+        let (state, seed) = self
+            .state
+            .load(path.as_ref(), &self.task.config_json(), &self.device)?;
+        self.state = state;
+        self.config.seed = seed;
         Ok(self)
-    }
-
-    fn optimizer_config(&self) -> OptimizerConfig {
-        self.optim.config().clone()
     }
 
     /// Trains until `max_steps` / `max_epochs`, early stopping or a hook says stop.

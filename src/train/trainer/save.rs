@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::Trainer;
-use crate::io::{atomic_write, record};
+use super::{CheckpointMeta, Trainer};
+use crate::io::atomic_write;
 use crate::optim::OptimizerConfig;
-use crate::train::checkpoint::{self, Manifest};
+use crate::train::checkpoint;
 use crate::train::config::TrainerConfig;
 use crate::train::metrics::MetricRow;
 use crate::train::task::Task;
@@ -21,35 +20,16 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         last_valid: Option<&MetricRow>,
         last_valid_step: Option<u64>,
     ) -> Result<PathBuf> {
-        let save_err = |message: String| Error::Serialize {
-            what: format!("a checkpoint of step {} in {}", self.pos.step, run_dir.display()),
-            message,
-        };
-        let contents = checkpoint::Contents {
-            model: record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
-            optimizer: self.optim.state_bytes()?,
-            carry: match &self.carry {
-                Some(carry) => Some(record::encode::<B, _>(carry.clone()).map_err(save_err)?),
-                None => None,
-            },
-        };
-        let metric = (last_valid_step == Some(self.pos.step))
+        let metric = (last_valid_step == Some(self.state.pos.step))
             .then(|| last_valid.and_then(|r| r.get(&self.config.monitor.metric)))
             .flatten();
-        let manifest = Manifest {
-            format: checkpoint::FORMAT,
-            position: self.pos,
+        let meta = CheckpointMeta {
             seed: self.config.seed,
-            scheduler: self.scheduler.clone(),
-            optimizer: self.optim.config().clone(),
             model_config: self.task.config_json(),
-            params: checkpoint::param_shapes::<B, _>(self.model()),
-            tracker: self.tracker.clone(),
             metric,
-            files: Vec::new(),
         };
-        let dir = checkpoint::write(run_dir, manifest, contents)?;
-        checkpoint::prune(run_dir, self.config.keep_last, self.tracker.best_step);
+        let dir = self.state.save(run_dir, meta)?;
+        checkpoint::prune(run_dir, self.config.keep_last, self.state.tracker.best_step);
         Ok(dir)
     }
 }

@@ -24,24 +24,24 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         shard: Shard,
         window: &mut Window,
     ) -> Result<StepInfo> {
-        if self.pos.batch_index == 0 {
-            self.carry = None;
+        if self.state.pos.batch_index == 0 {
+            self.state.carry = None;
         }
-        let epoch = self.pos.epoch;
-        let group = self.config.grad_accum.min(n - self.pos.batch_index);
+        let epoch = self.state.pos.epoch;
+        let group = self.config.grad_accum.min(n - self.state.pos.batch_index);
         let mut accumulator = GradientsAccumulator::<T::Model>::new();
         let mut stats = Vec::with_capacity(group);
         let mut non_finite_loss = None;
-        let model = self.model.as_ref().expect("model present between steps");
+        let model = self.state.model.as_ref().expect("model present between steps");
         for _ in 0..group {
             // Dropout and any other backend randomness: a pure function of (seed, micro-batch).
             B::seed(
                 &self.device,
-                SplitMix64::derive(self.config.seed, &[0xD0, self.pos.micro_step]).next_u64(),
+                SplitMix64::derive(self.config.seed, &[0xD0, self.state.pos.micro_step]).next_u64(),
             );
-            let index = self.pos.batch_index * shard.world + shard.rank;
+            let index = self.state.pos.batch_index * shard.world + shard.rank;
             let batch = train.get(epoch, index, self.config.seed)?;
-            let out = self.task.train_step(model, &batch, self.carry.take())?;
+            let out = self.task.train_step(model, &batch, self.state.carry.take())?;
             let loss: f64 = out.loss.clone().into_scalar().elem();
             if !loss.is_finite() && non_finite_loss.is_none() {
                 non_finite_loss = Some(loss);
@@ -54,9 +54,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             // Averaged over the micro-batches of this step, partial groups included.
             let grads = out.loss.div_scalar(group as f64).backward();
             accumulator.accumulate::<B>(model, GradientsParams::from_grads(grads, model));
-            self.carry = out.carry.map(|c| self.task.detach_carry(c));
-            self.pos.batch_index += 1;
-            self.pos.micro_step += 1;
+            self.state.carry = out.carry.map(|c| self.task.detach_carry(c));
+            self.state.pos.batch_index += 1;
+            self.state.pos.micro_step += 1;
         }
         let mut grads = accumulator.grads();
         let mut mean_loss = stats.iter().map(|s| s.loss).sum::<f64>() / group as f64;
@@ -74,9 +74,9 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 non_finite_loss = Some(mean_loss);
             }
         }
-        let grad_norm = self.optim.clip(model, &mut grads);
-        let lr = self.scheduler.step();
-        let step = self.pos.step;
+        let grad_norm = self.state.optim.clip(model, &mut grads);
+        let lr = self.state.scheduler.step();
+        let step = self.state.pos.step;
         let problem = match non_finite_loss {
             Some(v) => Some(("loss", v)),
             None if !grad_norm.is_finite() => Some(("gradient norm", grad_norm)),
@@ -89,27 +89,27 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                     return Err(Error::NonFinite { what, value, step });
                 }
                 NonFinitePolicy::Skip => {
-                    self.tracker.skipped_steps += 1;
+                    self.state.tracker.skipped_steps += 1;
                     // The carried state came from the bad batch.
-                    self.carry = None;
+                    self.state.carry = None;
                 }
             },
             None => {
-                let model = self.model.take().expect("model present between steps");
-                self.model = Some(self.optim.step(lr, model, grads));
+                let model = self.state.model.take().expect("model present between steps");
+                self.state.model = Some(self.state.optim.step(lr, model, grads));
                 for s in stats {
                     window.add(s);
                 }
                 window.add_step(grad_norm);
             }
         }
-        self.pos.step += 1;
-        if self.pos.batch_index >= n {
-            self.pos.epoch += 1;
-            self.pos.batch_index = 0;
+        self.state.pos.step += 1;
+        if self.state.pos.batch_index >= n {
+            self.state.pos.epoch += 1;
+            self.state.pos.batch_index = 0;
         }
         Ok(StepInfo {
-            step: self.pos.step,
+            step: self.state.pos.step,
             epoch,
             loss: mean_loss,
             lr,
@@ -119,7 +119,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
     }
 
     pub(super) fn finish_row(&self, mut row: MetricRow, started: Instant) -> MetricRow {
-        row.skipped_steps = self.tracker.skipped_steps;
+        row.skipped_steps = self.state.tracker.skipped_steps;
         row.elapsed = started.elapsed().as_secs_f64();
         row
     }

@@ -36,17 +36,20 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             window.add(stats);
         }
         window.time = t0.elapsed();
-        let row = self.finish_row(window.row("valid", self.pos.step, self.pos.epoch, None), started);
+        let row = self.finish_row(
+            window.row("valid", self.state.pos.step, self.state.pos.epoch, None),
+            started,
+        );
         let metric = row
             .get(&self.config.monitor.metric)
             .ok_or_else(|| Error::MissingMetric {
                 metric: self.config.monitor.metric.clone(),
             })?;
-        self.scheduler.report(metric);
+        self.state.scheduler.report(metric);
         let mode = self.config.monitor.mode;
         let min_delta = self.config.early_stopping.map_or(0.0, |e| e.min_delta);
         let improved = metric.is_finite()
-            && match self.tracker.best {
+            && match self.state.tracker.best {
                 None => true,
                 Some(best) => match mode {
                     PlateauMode::Min => metric < best - min_delta,
@@ -54,16 +57,16 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 },
             };
         if improved {
-            self.tracker.best = Some(metric);
-            self.tracker.best_step = Some(self.pos.step);
-            self.tracker.bad_validations = 0;
+            self.state.tracker.best = Some(metric);
+            self.state.tracker.best_step = Some(self.state.pos.step);
+            self.state.tracker.bad_validations = 0;
         } else {
-            self.tracker.bad_validations += 1;
+            self.state.tracker.bad_validations += 1;
         }
         let stop = self
             .config
             .early_stopping
-            .is_some_and(|e| self.tracker.bad_validations >= e.patience.max(1));
+            .is_some_and(|e| self.state.tracker.bad_validations >= e.patience.max(1));
         Ok((row, improved, stop))
     }
 }

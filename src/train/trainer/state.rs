@@ -1,0 +1,126 @@
+//! [`TrainState`]: everything a checkpoint holds, and its way to and from a checkpoint directory
+//! (the file names and format are `checkpoint.rs`'s).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::io::record;
+use crate::optim::{LrScheduler, ModelOptimizer};
+use crate::train::checkpoint::{self, Manifest, Position, Tracker};
+use crate::train::task::Task;
+use crate::{Error, Result};
+
+/// The model, the optimizer and its state, the schedule, the position in the data, the
+/// best-value tracker and the task's carried state: what a checkpoint saves and `resume` restores.
+pub(crate) struct TrainState<B: AutodiffBackend, T: Task<B>> {
+    /// `None` only inside an optimizer step: burn's `Optimizer::step` takes the model by value,
+    /// and leaving a clone behind would keep every parameter shared during the update (no
+    /// in-place update, twice the parameter memory).
+    pub model: Option<T::Model>,
+    pub optim: ModelOptimizer<B, T::Model>,
+    pub scheduler: LrScheduler,
+    pub pos: Position,
+    pub tracker: Tracker,
+    pub carry: Option<T::Carry>,
+}
+
+/// What a checkpoint records beside the state: the run's seed, the model's configuration, and
+/// the monitored metric if a validation ran at this step.
+pub(crate) struct CheckpointMeta {
+    pub seed: u64,
+    pub model_config: serde_json::Value,
+    pub metric: Option<f64>,
+}
+
+impl<B: AutodiffBackend, T: Task<B>> TrainState<B, T> {
+    /// The model between steps.
+    pub fn model(&self) -> &T::Model {
+        self.model
+            .as_ref()
+            .expect("the model is only absent inside an optimizer step")
+    }
+
+    /// Writes the state as the checkpoint of its step under `run_dir`.
+    pub fn save(&self, run_dir: &Path, meta: CheckpointMeta) -> Result<PathBuf> {
+        let save_err = |message: String| Error::Serialize {
+            what: format!("a checkpoint of step {} in {}", self.pos.step, run_dir.display()),
+            message,
+        };
+        let contents = checkpoint::Contents {
+            model: record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
+            optimizer: self.optim.state_bytes()?,
+            carry: match &self.carry {
+                Some(carry) => Some(record::encode::<B, _>(carry.clone()).map_err(save_err)?),
+                None => None,
+            },
+        };
+        let manifest = Manifest {
+            format: checkpoint::FORMAT,
+            position: self.pos,
+            seed: meta.seed,
+            scheduler: self.scheduler.clone(),
+            optimizer: self.optim.config().clone(),
+            model_config: meta.model_config,
+            params: checkpoint::param_shapes::<B, _>(self.model()),
+            tracker: self.tracker.clone(),
+            metric: meta.metric,
+            files: Vec::new(),
+        };
+        checkpoint::write(run_dir, manifest, contents)
+    }
+
+    /// The state of the checkpoint at `path` (a checkpoint directory, or a run directory whose
+    /// latest complete checkpoint is taken) and its seed, built on this state's model and
+    /// optimizer configuration. Everything is read and checked (sizes, checksums, the model's
+    /// configuration against `model_config`, parameter shapes, the optimizer configuration) and
+    /// decoded before it returns, so an error leaves `self` untouched.
+    pub fn load(
+        &self,
+        path: &Path,
+        model_config: &serde_json::Value,
+        device: &B::Device,
+    ) -> Result<(Self, u64)> {
+        let dir = checkpoint::resolve(path)?;
+        let (manifest, contents) = checkpoint::read(&dir)?;
+        let bad = |message: String| Error::Checkpoint {
+            path: dir.clone(),
+            message,
+        };
+        if &manifest.model_config != model_config {
+            return Err(bad(format!(
+                "saved for model configuration {}, this model's is {}",
+                manifest.model_config, model_config
+            )));
+        }
+        let config = self.optim.config();
+        if serde_json::to_value(&manifest.optimizer).ok() != serde_json::to_value(config).ok() {
+            return Err(bad(format!(
+                "saved with optimizer {:?}, this trainer uses {config:?}",
+                manifest.optimizer
+            )));
+        }
+        let model =
+            checkpoint::restore_model(&dir, &manifest, &contents.model, self.model().clone(), device)?;
+        let optim = config
+            .init::<B, T::Model>(&model)?
+            .load_state_bytes(contents.optimizer, device)
+            .map_err(|e| bad(format!("optimizer state: {e}")))?;
+        let carry = match contents.carry {
+            Some(bytes) => Some(
+                record::decode::<B, T::Carry>(&bytes, device).map_err(|e| bad(format!("carry state {e}")))?,
+            ),
+            None => None,
+        };
+        let state = Self {
+            model: Some(model),
+            optim,
+            scheduler: manifest.scheduler,
+            pos: manifest.position,
+            tracker: manifest.tracker,
+            carry,
+        };
+        Ok((state, manifest.seed))
+    }
+}
