@@ -119,7 +119,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
             config,
             task,
             state: TrainState {
-                model: Some(model),
+                model,
                 optim,
                 scheduler,
                 pos: Position::default(),
@@ -144,16 +144,13 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
 
     /// The model, consuming the trainer.
     pub fn into_model(self) -> T::Model {
-        self.state
-            .model
-            .expect("the model is only absent inside an optimizer step")
+        self.state.model
     }
 
     /// Replaces the model by `f(model)` (used to synchronise data-parallel replicas).
     #[allow(dead_code)]
     pub(crate) fn map_model(&mut self, f: impl FnOnce(T::Model) -> T::Model) {
-        let model = self.state.model.take().expect("model present between steps");
-        self.state.model = Some(f(model));
+        self.state.map_model(f);
     }
 
     /// The task.

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::io::record;
@@ -15,10 +17,7 @@ use crate::{Error, Result};
 /// The model, the optimizer and its state, the schedule, the position in the data, the
 /// best-value tracker and the task's carried state: what a checkpoint saves and `resume` restores.
 pub(crate) struct TrainState<B: AutodiffBackend, T: Task<B>> {
-    /// `None` only inside an optimizer step: burn's `Optimizer::step` takes the model by value,
-    /// and leaving a clone behind would keep every parameter shared during the update (no
-    /// in-place update, twice the parameter memory).
-    pub model: Option<T::Model>,
+    pub model: T::Model,
     pub optim: ModelOptimizer<B, T::Model>,
     pub scheduler: LrScheduler,
     pub pos: Position,
@@ -35,11 +34,24 @@ pub(crate) struct CheckpointMeta {
 }
 
 impl<B: AutodiffBackend, T: Task<B>> TrainState<B, T> {
-    /// The model between steps.
+    /// The model.
     pub fn model(&self) -> &T::Model {
-        self.model
-            .as_ref()
-            .expect("the model is only absent inside an optimizer step")
+        &self.model
+    }
+
+    /// Replaces the model by `f(model)`, for what takes the model by value (the replicas'
+    /// synchronisation). A [`shell`] of it stands in meanwhile.
+    pub fn map_model(&mut self, f: impl FnOnce(T::Model) -> T::Model) {
+        let stand_in = shell::<B, T::Model>(&self.model);
+        let model = std::mem::replace(&mut self.model, stand_in);
+        self.model = f(model);
+    }
+
+    /// The optimizer's update at rate `lr` (burn's `Optimizer::step` takes the model by value).
+    pub fn update(&mut self, lr: f64, grads: GradientsParams) {
+        let stand_in = shell::<B, T::Model>(&self.model);
+        let model = std::mem::replace(&mut self.model, stand_in);
+        self.model = self.optim.step(lr, model, grads);
     }
 
     /// Writes the state as the checkpoint of its step under `run_dir`.
@@ -114,7 +126,7 @@ impl<B: AutodiffBackend, T: Task<B>> TrainState<B, T> {
             None => None,
         };
         let state = Self {
-            model: Some(model),
+            model,
             optim,
             scheduler: manifest.scheduler,
             pos: manifest.position,
@@ -123,4 +135,19 @@ impl<B: AutodiffBackend, T: Task<B>> TrainState<B, T> {
         };
         Ok((state, manifest.seed))
     }
+}
+
+/// A stand-in for `model` while something owns it by value: the same structure, every float
+/// parameter a one-element tensor. It shares no buffer with the model, so the optimizer's update
+/// of the model stays in place (a clone left behind would keep every parameter shared: no
+/// in-place update, twice the parameter memory during the step), and it is never read.
+fn shell<B: AutodiffBackend, M: Module<B>>(model: &M) -> M {
+    struct Shell;
+    impl<B: burn::tensor::backend::Backend> ModuleMapper<B> for Shell {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            // `empty`: an allocation without a kernel launch.
+            param.map(|t| Tensor::empty([1; D], &t.device()))
+        }
+    }
+    model.clone().map(&mut Shell)
 }

@@ -32,7 +32,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
         let mut accumulator = GradientsAccumulator::<T::Model>::new();
         let mut stats = Vec::with_capacity(group);
         let mut non_finite_loss = None;
-        let model = self.state.model.as_ref().expect("model present between steps");
+        let model = &self.state.model;
         for _ in 0..group {
             // Dropout and any other backend randomness: a pure function of (seed, micro-batch).
             B::seed(
@@ -95,8 +95,7 @@ impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
                 }
             },
             None => {
-                let model = self.state.model.take().expect("model present between steps");
-                self.state.model = Some(self.state.optim.step(lr, model, grads));
+                self.state.update(lr, grads);
                 for s in stats {
                     window.add(s);
                 }
