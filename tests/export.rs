@@ -115,6 +115,21 @@ fn case<M: TorchWeights + Clone>(
     round_trip(dir, name, &module, make().unwrap(), prefix);
 }
 
+/// Writes f32 `tensors` under their keys as they are, with the `safetensors` crate (not our
+/// writer): a state dict of any keys, as a PyTorch script could save it.
+fn write_f32(file: &Path, tensors: &[(String, TensorData)]) {
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(k, d)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.shape.to_vec(), d.as_bytes())
+                    .unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, file).unwrap();
+}
+
 fn load<M: TorchWeights>(module: M, path: &str, prefix: &str) -> M {
     let dict = StateDict::from_file(fixture_path(path)).unwrap();
     module.load_state_dict(&dict, prefix).unwrap()
@@ -304,17 +319,8 @@ fn a_model_nests_under_any_prefix() {
     // The language model as the `lm` attribute of a bigger PyTorch module.
     let tensors = lm.pytorch_state_dict("model.lm.").unwrap();
     assert!(tensors.iter().all(|(k, _)| k.starts_with("model.lm.")));
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(k, d)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.shape.to_vec(), d.as_bytes())
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
     let file = dir.join("nested.safetensors");
-    safetensors::serialize_to_file(views, None, &file).unwrap();
+    write_f32(&file, &tensors);
     let dict = StateDict::from_file(&file).unwrap();
     let back = config
         .init::<B>(&device)
@@ -351,17 +357,8 @@ fn every_mismatch_is_reported_at_once() {
     tensors.retain(|(k, _)| k != "bias_hh_l0"); // missing
     tensors.push(("weight_ih_l1".into(), TensorData::new(vec![0f32; 4], [2, 2]))); // unexpected
     tensors[0].1 = TensorData::new(vec![0f32; 20], [5, 4]); // weight_ih_l0: wrong shape
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(k, d)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.shape.to_vec(), d.as_bytes())
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
     let file = dir.join("bad.safetensors");
-    safetensors::serialize_to_file(views, None, &file).unwrap();
+    write_f32(&file, &tensors);
     let err = LstmConfig::new(4, 6)
         .init::<B>(&device)
         .unwrap()
@@ -373,6 +370,7 @@ fn every_mismatch_is_reported_at_once() {
             assert_eq!(report.unexpected, vec!["weight_ih_l1".to_string()]);
             assert_eq!(report.mismatched.len(), 1);
             assert_eq!(report.mismatched[0].key, "weight_ih_l0");
+            // torch.nn.LSTM(4, 6).weight_ih_l0 is [4 gates · 6 hidden, 4 inputs] = [24, 4].
             assert_eq!(
                 (
                     report.mismatched[0].expected.clone(),
