@@ -64,6 +64,15 @@ macro_rules! layer_stack {
         }
 
         impl<B: Backend> $stack<B> {
+            /// One empty self-attention cache per layer, for incremental decoding of `batch`
+            /// sequences of at most `max_len` positions.
+            pub fn new_caches(&self, batch: usize, max_len: usize, device: &B::Device) -> Vec<KvCache<B>> {
+                self.layers
+                    .iter()
+                    .map(|l| l.self_attn.new_cache(batch, max_len, device))
+                    .collect()
+            }
+
             fn finish(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
                 match &self.norm {
                     Some(n) => n.apply(x),
@@ -113,15 +122,6 @@ impl<B: Backend> TransformerEncoder<B> {
         Ok(self.finish(x))
     }
 
-    /// One empty cache per layer for incremental decoding of `batch` sequences of at most
-    /// `max_len` positions.
-    pub fn new_caches(&self, batch: usize, max_len: usize, device: &B::Device) -> Vec<KvCache<B>> {
-        self.layers
-            .iter()
-            .map(|l| l.self_attn.new_cache(batch, max_len, device))
-            .collect()
-    }
-
     /// The stack over new positions with one cache per layer (from [`Self::new_caches`]).
     ///
     /// # Shapes
@@ -167,14 +167,6 @@ impl<B: Backend> TransformerDecoder<B> {
             x = layer.forward(x, memory.clone(), self_masks, cross_masks)?;
         }
         Ok(self.finish(x))
-    }
-
-    /// One empty self-attention cache per layer, as [`TransformerEncoder::new_caches`].
-    pub fn new_caches(&self, batch: usize, max_len: usize, device: &B::Device) -> Vec<KvCache<B>> {
-        self.layers
-            .iter()
-            .map(|l| l.self_attn.new_cache(batch, max_len, device))
-            .collect()
     }
 
     /// Each layer's cross-attention keys and values of `memory`, projected once for decoding.
