@@ -78,6 +78,10 @@ impl<B: Backend> Backward<B, 8> for SequenceBackward {
 }
 
 impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
+    fn sdpa(args: super::AttentionArgs<Self>) -> Tensor<Self, 4> {
+        super::attention::autodiff::forward(args)
+    }
+
     fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
         // An untracked stand-in for absent arguments: its parent slot stays empty.
         let untracked =

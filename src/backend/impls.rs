@@ -1,7 +1,12 @@
 //! Which backend runs the recurrence how.
 
 #[cfg(any(feature = "ndarray", feature = "flex"))]
-use super::{SavedSequence, SequenceArgs, SequenceOutput, host_sequence, host_sequence_saved};
+use super::{
+    AttentionArgs, AttentionGrads, SavedSequence, SequenceArgs, SequenceOutput, host_attention,
+    host_attention_backward, host_attention_saved, host_sequence, host_sequence_saved,
+};
+#[cfg(any(feature = "ndarray", feature = "flex"))]
+use burn::tensor::Tensor;
 
 /// The CPU backends run the fused host kernel.
 #[cfg(any(feature = "ndarray", feature = "flex"))]
@@ -15,6 +20,23 @@ macro_rules! host_kernel {
             args: SequenceArgs<Self>,
         ) -> Option<(SequenceOutput<Self>, SavedSequence<Self>)> {
             Some(host_sequence_saved(args))
+        }
+
+        fn sdpa(args: AttentionArgs<Self>) -> Tensor<Self, 4> {
+            host_attention(args)
+        }
+
+        fn sdpa_saved(args: AttentionArgs<Self>) -> Option<(Tensor<Self, 4>, Tensor<Self, 3>)> {
+            Some(host_attention_saved(args))
+        }
+
+        fn sdpa_backward(
+            args: AttentionArgs<Self>,
+            output: Tensor<Self, 4>,
+            lse: Tensor<Self, 3>,
+            grad: Tensor<Self, 4>,
+        ) -> AttentionGrads<Self> {
+            host_attention_backward(args, output, lse, grad)
         }
     };
 }
@@ -75,7 +97,7 @@ impl super::Backend for burn::backend::Flex {
 /// wgpu keeps the data on the device: the forward pass is the composition of tensor ops, and under
 /// autodiff the recurrence is one node whose backward is backpropagation through time in tensor
 /// ops (`device_sequence_saved`).
-#[cfg(feature = "wgpu")]
+#[cfg(all(feature = "wgpu", not(any(feature = "ndarray", feature = "flex"))))]
 use burn::tensor::Tensor;
 
 #[cfg(feature = "wgpu")]

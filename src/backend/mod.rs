@@ -38,6 +38,7 @@
 //! needs); `Autodiff<MyBackend>` then differentiates through
 //! [`Backend::recurrent_sequence_backward`]. Autodiff wrappers are covered by a blanket
 //! implementation.
+pub mod attention;
 mod autodiff;
 mod composed;
 mod device;
@@ -50,6 +51,33 @@ use burn::tensor::Tensor;
 pub use composed::forward as composed_sequence;
 pub use device::device_sequence_saved;
 pub use saved::SavedSequence;
+
+pub use attention::{
+    AttentionArgs, AttentionDims, AttentionDropout, AttentionGrads, composed_attention,
+    composed_attention_dropped, saved_attention_backward,
+};
+
+/// The CPU attention kernel as a [`Backend::sdpa`] implementation (host memory backends).
+pub fn host_attention<B: Backend>(args: AttentionArgs<B>) -> Tensor<B, 4> {
+    host::attention::forward(args, false).0
+}
+
+/// The CPU attention kernel as a [`Backend::sdpa_saved`] implementation: the output and
+/// the log-sum-exp `[B, H, Tq]`.
+pub fn host_attention_saved<B: Backend>(args: AttentionArgs<B>) -> (Tensor<B, 4>, Tensor<B, 3>) {
+    let (out, lse) = host::attention::forward(args, true);
+    (out, lse.expect("saved on request"))
+}
+
+/// The CPU attention kernel's backward, a [`Backend::sdpa_backward`] implementation.
+pub fn host_attention_backward<B: Backend>(
+    args: AttentionArgs<B>,
+    output: Tensor<B, 4>,
+    lse: Tensor<B, 3>,
+    grad: Tensor<B, 4>,
+) -> AttentionGrads<B> {
+    host::attention::backward(args, output, lse, grad)
+}
 
 /// The fused CPU kernel as a [`Backend::recurrent_sequence`] implementation, for any backend
 /// whose tensors live in host memory (it reads them with [`Backend::host_data`]).
@@ -299,5 +327,33 @@ pub trait Backend: burn::tensor::backend::Backend {
         grads: SequenceOutputGrads<Self>,
     ) -> SequenceGrads<Self> {
         saved::backward(saved, grads)
+    }
+
+    /// Scaled dot-product attention over every head ([`AttentionArgs`] has the shapes and
+    /// masks). The default is [`composed_attention`]: burn's `attention` op, or the explicit
+    /// softmax when dropout is on.
+    fn sdpa(args: AttentionArgs<Self>) -> Tensor<Self, 4> {
+        attention::composed_attention(args)
+    }
+
+    /// Like [`sdpa`](Self::sdpa), also returning the log-sum-exp of every query's
+    /// scores `[B, H, Tq]` (`+inf` where a query sees no key), which
+    /// [`sdpa_backward`](Self::sdpa_backward) needs. `None` (the default): autodiff
+    /// differentiates the composition.
+    fn sdpa_saved(args: AttentionArgs<Self>) -> Option<(Tensor<Self, 4>, Tensor<Self, 3>)> {
+        let _ = args;
+        None
+    }
+
+    /// The gradients of query, key and value for an [`sdpa_saved`](Self::sdpa_saved)
+    /// call, given the output's gradient. The default is [`saved_attention_backward`], the same
+    /// equations in tensor ops on whole `[B, H, Tq, Tk]` matrices.
+    fn sdpa_backward(
+        args: AttentionArgs<Self>,
+        output: Tensor<Self, 4>,
+        lse: Tensor<Self, 3>,
+        grad: Tensor<Self, 4>,
+    ) -> AttentionGrads<Self> {
+        attention::saved_attention_backward(args, output, lse, grad)
     }
 }

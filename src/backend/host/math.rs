@@ -17,14 +17,22 @@ pub(crate) trait Real:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
     + std::ops::AddAssign
+    + std::ops::MulAssign
     + burn::tensor::Element
     + 'static
 {
     const ZERO: Self;
     const ONE: Self;
+    const NEG_INFINITY: Self;
     fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
+    /// `e^x`, with `e^-inf = 0`.
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn from_f64(x: f64) -> Self;
     fn relu(self) -> Self {
         if self > Self::ZERO { self } else { Self::ZERO }
     }
@@ -33,6 +41,22 @@ pub(crate) trait Real:
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn exp(self) -> Self {
+        // fast_exp clamps, so e^-inf would be e^-87; masked scores must give exactly 0.
+        if self == f32::NEG_INFINITY {
+            0.0
+        } else {
+            fast_exp(self)
+        }
+    }
+    fn ln(self) -> Self {
+        f32::ln(self)
+    }
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
     #[inline(always)]
     fn sigmoid(self) -> Self {
         1.0 / (1.0 + fast_exp(-self))
@@ -46,6 +70,16 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn from_f64(x: f64) -> Self {
+        x
+    }
     fn sigmoid(self) -> Self {
         1.0 / (1.0 + (-self).exp())
     }
@@ -105,18 +139,48 @@ pub(super) fn matmul<T: Real>(
     // SAFETY: the strides describe matrices inside the given slices (checked by the callers'
     // buffer sizes and the assertion above); dst does not alias lhs or rhs.
     unsafe {
+        gemm_raw(
+            (m, n, k),
+            (dst.as_mut_ptr(), ldd),
+            accumulate,
+            (lhs.0.as_ptr(), lhs.1, lhs.2),
+            (rhs.0.as_ptr(), rhs.1, rhs.2),
+            parallelism,
+        )
+    }
+}
+
+/// `dst (m×n) [+]= lhs (m×k) × rhs (k×n)` on raw pointers, each operand with its row and column
+/// strides (and the destination its row stride): for tiles interleaved with other threads' rows.
+///
+/// # Safety
+/// Every stride describes memory inside its buffer; no other thread writes the destination's
+/// elements meanwhile, and the destination does not alias an operand.
+#[inline(always)]
+pub(super) unsafe fn gemm_raw<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut T, usize),
+    accumulate: bool,
+    lhs: (*const T, usize, usize),
+    rhs: (*const T, usize, usize),
+    parallelism: Parallelism,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.0,
             1,
-            ldd as isize,
+            dst.1 as isize,
             accumulate,
-            lhs.0.as_ptr(),
+            lhs.0,
             lhs.2 as isize,
             lhs.1 as isize,
-            rhs.0.as_ptr(),
+            rhs.0,
             rhs.2 as isize,
             rhs.1 as isize,
             T::ONE,
@@ -149,6 +213,11 @@ pub(super) struct Shared<T>(pub(super) *mut T);
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 impl<T> Shared<T> {
+    /// The pointer (a method, so that a closure captures the `Sync` wrapper, not the field).
+    pub(super) fn ptr(self) -> *mut T {
+        self.0
+    }
+
     /// # Safety
     /// `offset..offset+len` is inside the buffer and no other thread touches it meanwhile.
     pub(super) unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [T] {

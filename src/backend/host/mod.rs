@@ -9,6 +9,7 @@
 //! `math` holds the arithmetic (float types, GEMM, transposes, sharding), `shards` the step
 //! loops over a range of batch rows; this file the entry points and the saved buffers.
 
+pub(super) mod attention;
 mod math;
 mod shards;
 
@@ -63,14 +64,14 @@ pub(crate) struct Work<T> {
     pub(super) hn: Vec<T>,
 }
 
-fn to_vec<B: super::Backend, const D: usize, T: Real>(t: Tensor<B, D>) -> Vec<T> {
+pub(super) fn to_vec<B: super::Backend, const D: usize, T: Real>(t: Tensor<B, D>) -> Vec<T> {
     B::host_data(t)
         .convert::<T>()
         .into_vec::<T>()
         .expect("converted to the kernel's float type")
 }
 
-fn tensor<B: Backend, const D: usize, T: Real>(
+pub(super) fn tensor<B: Backend, const D: usize, T: Real>(
     v: Vec<T>,
     shape: [usize; D],
     device: &B::Device,

@@ -1,11 +1,12 @@
-//! The attention itself: scores, masks and softmax on the explicit path, or burn's fused
-//! `attention` op, for heads already projected.
+//! The attention itself, for heads already projected: the backend's [`sdpa`](crate::Backend::sdpa)
+//! op (a fused CPU kernel, or burn's `attention` on wgpu), or the explicit scores, masks and
+//! softmax when the weights are asked for.
 
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Distribution, Int, Tensor};
 
 use super::{AttentionMasks, MultiHeadAttention};
+use crate::backend::attention::masked_softmax;
+use crate::backend::{AttentionArgs, AttentionDropout};
 use crate::{Backend, Error, Result};
 
 impl<B: Backend> MultiHeadAttention<B> {
@@ -20,35 +21,47 @@ impl<B: Backend> MultiHeadAttention<B> {
     ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
         let [batch, h, q_len, dh] = q.dims();
         let [_, h_kv, k_len, _] = k.dims();
-        let (k, v) = if h_kv != h {
-            // Each key/value head serves h / h_kv consecutive query heads:
-            // [B, H_kv, Tk, d] -> [B, H_kv, 1, Tk, d] -> [B, H_kv, H / H_kv, Tk, d] -> [B, H, Tk, d]
-            let widen = |t: Tensor<B, 4>| {
-                t.reshape([batch, h_kv, 1, k_len, dh])
-                    .repeat_dim(2, h / h_kv)
-                    .reshape([batch, h, k_len, dh])
+        let device = q.device();
+        check_masks(masks, batch, q_len, k_len)?;
+        let dropout_active = self.dropout.prob > 0.0 && B::ad_enabled(&device);
+        let (context, weights) = if self.fused && !need_weights {
+            let args = AttentionArgs {
+                // [B, n, T, d] -> [B, T, n, d], the op's layout
+                query: q.swap_dims(1, 2),
+                key: k.swap_dims(1, 2),
+                value: v.swap_dims(1, 2),
+                key_padding: masks.key_padding.clone(),
+                bias: merged_bias(masks, &device),
+                causal: masks.causal,
+                scale: 1.0 / (dh as f64).sqrt(),
+                dropout: dropout_active.then(|| AttentionDropout {
+                    prob: self.dropout.prob,
+                    seed: draw_seed::<B>(&device),
+                }),
             };
-            (widen(k), widen(v))
+            // [B, Tq, H, d] -> [B*Tq, D]
+            (B::sdpa(args).reshape([batch * q_len, self.d_model]), None)
         } else {
-            (k, v)
-        };
-        let (blocked, bias) = self.mask_terms(masks, [batch, h, q_len, k_len], &q.device())?;
-        let dropout_active = self.dropout.prob > 0.0 && B::ad_enabled(&q.device());
-        let (context, weights) = if self.fused && !need_weights && !dropout_active {
-            let options = AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: masks.causal,
+            let (k, v) = if h_kv != h {
+                // Each key/value head serves h / h_kv consecutive query heads:
+                // [B, H_kv, Tk, d] -> [B, H_kv, 1, Tk, d] -> [B, H_kv, H / H_kv, Tk, d] -> [B, H, Tk, d]
+                let widen = |t: Tensor<B, 4>| {
+                    t.reshape([batch, h_kv, 1, k_len, dh])
+                        .repeat_dim(2, h / h_kv)
+                        .reshape([batch, h, k_len, dh])
+                };
+                (widen(k), widen(v))
+            } else {
+                (k, v)
             };
-            (attention(q, k, v, blocked, bias, options), None)
-        } else {
+            let (blocked, bias) = self.mask_terms(masks, [batch, h, q_len, k_len], &device);
             // [B, H, Tq, d] x [B, H, d, Tk] -> [B, H, Tq, Tk]
             let mut scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt();
             let mut blocked = blocked;
             if masks.causal {
                 // Query i sits at key position (k_len - q_len + i): it sees keys up to there.
                 let offset = k_len as i64 - q_len as i64;
-                let future = Tensor::<B, 2, Bool>::tril_mask([q_len, k_len], offset, &scores.device())
+                let future = Tensor::<B, 2, Bool>::tril_mask([q_len, k_len], offset, &device)
                     .reshape([1, 1, q_len, k_len])
                     .expand([batch, h, q_len, k_len]);
                 blocked = Some(match blocked {
@@ -63,11 +76,15 @@ impl<B: Backend> MultiHeadAttention<B> {
                 scores = scores + b;
             }
             let weights = self.dropout.forward(masked_softmax(scores));
-            // [B, H, Tq, Tk] x [B, H, Tk, d] -> [B, H, Tq, d]
-            (weights.clone().matmul(v), need_weights.then_some(weights))
+            // [B, H, Tq, Tk] x [B, H, Tk, d] -> [B, H, Tq, d] -> [B, Tq, H, d] -> [B*Tq, D]
+            let context = weights
+                .clone()
+                .matmul(v)
+                .swap_dims(1, 2)
+                .reshape([batch * q_len, self.d_model]);
+            (context, need_weights.then_some(weights))
         };
-        // [B, H, Tq, d] -> [B, Tq, H, d] -> [B*Tq, D] -> [B*Tq, D] -> [B, Tq, D]
-        let context = context.swap_dims(1, 2).reshape([batch * q_len, self.d_model]);
+        // [B*Tq, D] x [D, D] -> [B, Tq, D]
         let mut out = context.matmul(self.out_proj_weight.val().transpose());
         if let Some(b) = &self.out_proj_bias {
             out = out + b.val().unsqueeze::<2>();
@@ -79,68 +96,85 @@ impl<B: Backend> MultiHeadAttention<B> {
     }
 
     /// The boolean masks (key padding, `attn_bool`) merged into one `[B, H, Tq, Tk]` mask, and the
-    /// additive mask broadcast to the same shape; the causal flag is left to the caller.
+    /// additive mask broadcast to the same shape; the causal flag is left to the caller. Shapes
+    /// were checked by [`check_masks`].
     #[allow(clippy::type_complexity)]
     fn mask_terms(
         &self,
         masks: &AttentionMasks<B>,
         shape: [usize; 4],
         device: &B::Device,
-    ) -> Result<(Option<Tensor<B, 4, Bool>>, Option<Tensor<B, 4>>)> {
+    ) -> (Option<Tensor<B, 4, Bool>>, Option<Tensor<B, 4>>) {
         let [batch, _, q_len, k_len] = shape;
-        let mut blocked: Option<Tensor<B, 4, Bool>> = None;
-        if let Some(kpm) = &masks.key_padding {
-            if kpm.dims() != [batch, k_len] {
-                return Err(Error::shape(
-                    "key padding mask",
-                    format!("[{batch}, {k_len}]"),
-                    &kpm.dims(),
-                ));
-            }
-            // [B, Tk] -> [B, 1, 1, Tk] -> [B, H, Tq, Tk]
-            blocked = Some(kpm.clone().reshape([batch, 1, 1, k_len]).expand(shape));
-        }
-        if let Some(m) = &masks.attn_bool {
-            if m.dims() != [q_len, k_len] {
-                return Err(Error::shape(
-                    "attention mask",
-                    format!("[{q_len}, {k_len}]"),
-                    &m.dims(),
-                ));
-            }
-            // [Tq, Tk] -> [1, 1, Tq, Tk] -> [B, H, Tq, Tk]
-            let m = m.clone().reshape([1, 1, q_len, k_len]).expand(shape);
-            blocked = Some(match blocked {
-                Some(b) => b.bool_or(m),
-                None => m,
-            });
-        }
-        let bias = match &masks.attn_additive {
-            Some(m) if m.dims() != [q_len, k_len] => {
-                return Err(Error::shape(
-                    "attention mask",
-                    format!("[{q_len}, {k_len}]"),
-                    &m.dims(),
-                ));
-            }
-            Some(m) => Some(
-                m.clone()
-                    .to_device(device)
-                    .reshape([1, 1, q_len, k_len])
-                    .expand(shape),
-            ),
-            None => None,
+        // [B, Tk] -> [B, 1, 1, Tk] -> [B, H, Tq, Tk]
+        let padding = masks
+            .key_padding
+            .clone()
+            .map(|m| m.reshape([batch, 1, 1, k_len]).expand(shape));
+        // [Tq, Tk] -> [1, 1, Tq, Tk] -> [B, H, Tq, Tk]
+        let attn = masks
+            .attn_bool
+            .clone()
+            .map(|m| m.reshape([1, 1, q_len, k_len]).expand(shape));
+        let blocked = match (padding, attn) {
+            (Some(p), Some(a)) => Some(p.bool_or(a)),
+            (p, a) => p.or(a),
         };
-        Ok((blocked, bias))
+        let bias = masks
+            .attn_additive
+            .clone()
+            .map(|m| m.to_device(device).reshape([1, 1, q_len, k_len]).expand(shape));
+        (blocked, bias)
     }
 }
 
-/// Softmax over the last axis that gives zeros, not NaN, on a row whose scores are all `-inf`
-/// (the same guard as burn's fused attention, so both paths agree).
-fn masked_softmax<B: Backend>(scores: Tensor<B, 4>) -> Tensor<B, 4> {
-    // The shift only guards against overflow; softmax does not depend on it, so no gradient.
-    let max = scores.clone().max_dim(3).clamp_min(f32::MIN).detach();
-    let e = (scores - max).exp();
-    let sum = e.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
-    e / sum
+/// An [`Error::Shape`] for a mask whose shape does not fit the call.
+fn check_masks<B: Backend>(
+    masks: &AttentionMasks<B>,
+    batch: usize,
+    q_len: usize,
+    k_len: usize,
+) -> Result<()> {
+    let check = |what: &str, found: Option<[usize; 2]>, expected: [usize; 2]| match found {
+        Some(dims) if dims != expected => Err(Error::shape(what, format!("{expected:?}"), &dims)),
+        _ => Ok(()),
+    };
+    check(
+        "key padding mask",
+        masks.key_padding.as_ref().map(Tensor::dims),
+        [batch, k_len],
+    )?;
+    check(
+        "attention mask",
+        masks.attn_bool.as_ref().map(Tensor::dims),
+        [q_len, k_len],
+    )?;
+    check(
+        "attention mask",
+        masks.attn_additive.as_ref().map(Tensor::dims),
+        [q_len, k_len],
+    )
+}
+
+/// The boolean attention mask as `-inf` plus the additive mask: the op's one `[Tq, Tk]` bias.
+fn merged_bias<B: Backend>(masks: &AttentionMasks<B>, device: &B::Device) -> Option<Tensor<B, 2>> {
+    let additive = masks.attn_additive.clone().map(|m| m.to_device(device));
+    let blocked = masks
+        .attn_bool
+        .clone()
+        .map(|m| Tensor::<B, 2>::zeros(m.dims(), device).mask_fill(m, f64::NEG_INFINITY));
+    match (additive, blocked) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A dropout seed drawn from the backend's generator, so that `B::seed` makes it reproducible.
+fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
+    let draw = Tensor::<B, 1, Int>::random([2], Distribution::Uniform(0.0, 4_294_967_296.0), device)
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .unwrap_or_default();
+    draw.iter().fold(0u64, |acc, &x| (acc << 32) ^ x as u64)
 }
