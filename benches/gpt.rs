@@ -16,7 +16,7 @@ use std::time::Duration;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::CrossEntropyLossConfig as BurnCrossEntropy;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -24,7 +24,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::models::GptConfig;
-use ember_lm::nn::FeedForwardActivation;
+use ember_lm::nn::{CrossEntropyLossConfig, FeedForwardActivation};
 
 /// vocab, block, layers, heads, width, batch: nanoGPT's CPU and Shakespeare configurations.
 const CONFIGS: [(usize, usize, usize, usize, usize, usize); 2] =
@@ -75,7 +75,7 @@ impl<B: Backend> BurnGpt<B> {
 
 fn loss<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
     let [b, t, v] = logits.dims();
-    CrossEntropyLossConfig::new()
+    BurnCrossEntropy::new()
         .init(&logits.device())
         .forward(logits.reshape([b * t, v]), targets.reshape([b * t]))
 }
@@ -121,9 +121,16 @@ fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
                 .unwrap(),
         );
         let mut optim = AdamWConfig::new().init();
+        // ember-lm's own cross-entropy (the fused op), as its LM task uses.
+        let ce = CrossEntropyLossConfig::new().init().unwrap();
+        let ember_loss = |logits: Tensor<B, 3>| {
+            let [b, t, v] = logits.dims();
+            ce.forward(logits.reshape([b * t, v]), targets.clone().reshape([b * t]))
+                .unwrap()
+        };
         let mut step = || {
             let model = ours.take().unwrap();
-            let grads = loss(model.forward(ids.clone()).unwrap(), targets.clone()).backward();
+            let grads = ember_loss(model.forward(ids.clone()).unwrap()).backward();
             let grads = GradientsParams::from_grads(grads, &model);
             ours = Some(optim.step(1e-3, model, grads));
             B::sync(&device).ok();

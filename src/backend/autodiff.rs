@@ -82,6 +82,18 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
         super::attention::autodiff::forward(args)
     }
 
+    fn norm(args: super::NormArgs<Self>) -> (Tensor<Self, 2>, super::NormStats<Self>) {
+        super::norm::autodiff_norm(args)
+    }
+
+    fn bias_activation(args: super::ActivationArgs<Self>) -> Tensor<Self, 2> {
+        super::activation::autodiff_activation(args)
+    }
+
+    fn cross_entropy(args: super::CrossEntropyArgs<Self>) -> (Tensor<Self, 1>, Tensor<Self, 1>) {
+        super::cross_entropy::autodiff_cross_entropy(args)
+    }
+
     fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
         // An untracked stand-in for absent arguments: its parent slot stays empty.
         let untracked =

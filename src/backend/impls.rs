@@ -2,8 +2,9 @@
 
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 use super::{
-    AttentionArgs, AttentionGrads, SavedSequence, SequenceArgs, SequenceOutput, host_attention,
-    host_attention_backward, host_attention_saved, host_sequence, host_sequence_saved,
+    ActivationArgs, AttentionArgs, AttentionGrads, CrossEntropyArgs, NormArgs, NormGrads, NormStats,
+    SavedSequence, SequenceArgs, SequenceOutput, host_attention, host_attention_backward,
+    host_attention_saved, host_rows, host_sequence, host_sequence_saved,
 };
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 use burn::tensor::Tensor;
@@ -37,6 +38,45 @@ macro_rules! host_kernel {
             grad: Tensor<Self, 4>,
         ) -> AttentionGrads<Self> {
             host_attention_backward(args, output, lse, grad)
+        }
+
+        fn fused_row_ops() -> bool {
+            true
+        }
+
+        fn norm(args: NormArgs<Self>) -> (Tensor<Self, 2>, NormStats<Self>) {
+            host_rows::norm(args)
+        }
+
+        fn norm_backward(
+            args: NormArgs<Self>,
+            stats: NormStats<Self>,
+            grad: Tensor<Self, 2>,
+        ) -> NormGrads<Self> {
+            host_rows::norm_backward(args, stats, grad)
+        }
+
+        fn bias_activation(args: ActivationArgs<Self>) -> Tensor<Self, 2> {
+            host_rows::bias_activation(args)
+        }
+
+        fn bias_activation_backward(
+            args: ActivationArgs<Self>,
+            grad: Tensor<Self, 2>,
+        ) -> (Tensor<Self, 2>, Option<Tensor<Self, 1>>) {
+            host_rows::bias_activation_backward(args, grad)
+        }
+
+        fn cross_entropy(args: CrossEntropyArgs<Self>) -> (Tensor<Self, 1>, Tensor<Self, 1>) {
+            host_rows::cross_entropy(args)
+        }
+
+        fn cross_entropy_backward(
+            args: CrossEntropyArgs<Self>,
+            lse: Tensor<Self, 1>,
+            grad: Tensor<Self, 1>,
+        ) -> Tensor<Self, 2> {
+            host_rows::cross_entropy_backward(args, lse, grad)
         }
     };
 }
@@ -92,6 +132,23 @@ impl super::Backend for burn::backend::NdArray<f64> {
 #[cfg(feature = "flex")]
 impl super::Backend for burn::backend::Flex {
     host_kernel!();
+
+    /// burn-flex's `into_data` copies a shared buffer into a byte vector, which `into_vec` must
+    /// then copy again to align it; a contiguous tensor is read with one typed copy here.
+    fn host_data<const D: usize>(tensor: burn::tensor::Tensor<Self, D>) -> burn::tensor::TensorData {
+        use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+        let shape = tensor.dims().to_vec();
+        let t = tensor.into_primitive().tensor();
+        if t.is_contiguous() && t.layout().start_offset() == 0 {
+            let n = t.layout().num_elements();
+            match t.dtype() {
+                DType::F32 => return TensorData::new(t.storage::<f32>()[..n].to_vec(), shape),
+                DType::F64 => return TensorData::new(t.storage::<f64>()[..n].to_vec(), shape),
+                _ => {}
+            }
+        }
+        Tensor::<Self, D>::from_primitive(TensorPrimitive::Float(t)).into_data()
+    }
 }
 
 /// wgpu keeps the data on the device: the forward pass is the composition of tensor ops, and under

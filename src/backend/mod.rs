@@ -38,12 +38,15 @@
 //! needs); `Autodiff<MyBackend>` then differentiates through
 //! [`Backend::recurrent_sequence_backward`]. Autodiff wrappers are covered by a blanket
 //! implementation.
+pub mod activation;
 pub mod attention;
 mod autodiff;
 mod composed;
+pub mod cross_entropy;
 mod device;
 mod host;
 mod impls;
+pub mod norm;
 mod saved;
 
 use burn::tensor::Tensor;
@@ -52,10 +55,23 @@ pub use composed::forward as composed_sequence;
 pub use device::device_sequence_saved;
 pub use saved::SavedSequence;
 
+pub use activation::{Activation, ActivationArgs, composed_activation, composed_activation_backward};
+pub use cross_entropy::{CrossEntropyArgs, composed_cross_entropy, composed_cross_entropy_backward};
+pub use norm::{NormArgs, NormGrads, NormKind, NormStats, composed_norm, composed_norm_backward};
+
 pub use attention::{
     AttentionArgs, AttentionDims, AttentionDropout, AttentionGrads, composed_attention,
     composed_attention_dropped, saved_attention_backward,
 };
+
+/// The CPU row kernels (norm, bias + activation, cross-entropy), forward and backward, for
+/// backends whose tensors live in host memory; the implementations of the `Backend` methods of
+/// the same names.
+pub mod host_rows {
+    pub use super::host::activation::{backward as bias_activation_backward, forward as bias_activation};
+    pub use super::host::cross_entropy::{backward as cross_entropy_backward, forward as cross_entropy};
+    pub use super::host::norm::{backward as norm_backward, forward as norm};
+}
 
 /// The CPU attention kernel as a [`Backend::sdpa`] implementation (host memory backends).
 pub fn host_attention<B: Backend>(args: AttentionArgs<B>) -> Tensor<B, 4> {
@@ -355,5 +371,54 @@ pub trait Backend: burn::tensor::backend::Backend {
         grad: Tensor<Self, 4>,
     ) -> AttentionGrads<Self> {
         attention::saved_attention_backward(args, output, lse, grad)
+    }
+
+    /// Whether this backend has its own kernels for [`norm`](Self::norm),
+    /// [`bias_activation`](Self::bias_activation) and [`cross_entropy`](Self::cross_entropy)
+    /// with their backwards. `false` (the default): autodiff differentiates their compositions
+    /// op by op.
+    fn fused_row_ops() -> bool {
+        false
+    }
+
+    /// Layer norm or RMS norm over the rows of `[N, D]`, and the statistics its backward needs.
+    /// The default is [`composed_norm`].
+    fn norm(args: NormArgs<Self>) -> (Tensor<Self, 2>, NormStats<Self>) {
+        norm::composed_norm(args)
+    }
+
+    /// The gradients of a [`norm`](Self::norm) call. The default is [`composed_norm_backward`].
+    fn norm_backward(args: NormArgs<Self>, stats: NormStats<Self>, grad: Tensor<Self, 2>) -> NormGrads<Self> {
+        norm::composed_norm_backward(args, stats, grad)
+    }
+
+    /// `act(x + b)` over `[N, F]`. The default is [`composed_activation`].
+    fn bias_activation(args: ActivationArgs<Self>) -> Tensor<Self, 2> {
+        activation::composed_activation(args)
+    }
+
+    /// The gradients of input and bias of a [`bias_activation`](Self::bias_activation) call.
+    /// The default is [`composed_activation_backward`].
+    fn bias_activation_backward(
+        args: ActivationArgs<Self>,
+        grad: Tensor<Self, 2>,
+    ) -> (Tensor<Self, 2>, Option<Tensor<Self, 1>>) {
+        activation::composed_activation_backward(args, grad)
+    }
+
+    /// Mean cross-entropy from logits, and every row's log-sum-exp `[N]`. The default is
+    /// [`composed_cross_entropy`].
+    fn cross_entropy(args: CrossEntropyArgs<Self>) -> (Tensor<Self, 1>, Tensor<Self, 1>) {
+        cross_entropy::composed_cross_entropy(args)
+    }
+
+    /// The logits' gradient of a [`cross_entropy`](Self::cross_entropy) call. The default is
+    /// [`composed_cross_entropy_backward`].
+    fn cross_entropy_backward(
+        args: CrossEntropyArgs<Self>,
+        lse: Tensor<Self, 1>,
+        grad: Tensor<Self, 1>,
+    ) -> Tensor<Self, 2> {
+        cross_entropy::composed_cross_entropy_backward(args, lse, grad)
     }
 }

@@ -3,9 +3,9 @@
 
 use burn::config::Config;
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 
 use crate::Backend;
+use crate::backend::ActivationArgs;
 
 /// The feed-forward activation of a Transformer layer.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -19,26 +19,28 @@ pub enum FeedForwardActivation {
 }
 
 impl FeedForwardActivation {
-    /// The activation applied elementwise.
+    /// The activation applied elementwise, through the backend's fused
+    /// [`bias_activation`](crate::Backend::bias_activation) op.
     pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dims = x.dims();
+        let width = dims[D - 1].max(1);
+        // [..., F] -> [N, F] -> [..., F]
+        let rows = x.shape().num_elements() / width;
+        B::bias_activation(ActivationArgs {
+            input: x.reshape([rows, width]),
+            bias: None,
+            activation: self.kind(),
+        })
+        .reshape(dims)
+    }
+
+    /// The backend's activation of the same definition, for the fused
+    /// [`bias_activation`](crate::Backend::bias_activation) op.
+    pub fn kind(self) -> crate::backend::Activation {
         match self {
-            Self::Relu => relu(x),
-            Self::Gelu => gelu_exact(x),
-            Self::GeluTanh => gelu_tanh(x),
+            Self::Relu => crate::backend::Activation::Relu,
+            Self::Gelu => crate::backend::Activation::Gelu,
+            Self::GeluTanh => crate::backend::Activation::GeluTanh,
         }
     }
-}
-
-/// Exact `gelu`, `x/2 (1 + erf(x / sqrt 2))`, composed so that autodiff differentiates it exactly:
-/// burn 0.21's default `gelu_backward` (used by burn-ndarray) is the derivative of the tanh
-/// approximation, off by up to 1e-3 from PyTorch's gradients.
-fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone() * 0.5 * ((x / std::f64::consts::SQRT_2).erf() + 1.0)
-}
-
-/// `gelu` with the tanh approximation: `x/2 (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`.
-fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715) * c;
-    x * 0.5 * (inner.tanh() + 1.0)
 }

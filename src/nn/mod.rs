@@ -5,6 +5,7 @@ mod embedding;
 mod kv_cache;
 mod limits;
 mod linear;
+mod loss;
 mod norm;
 mod position;
 mod recurrent;
@@ -17,6 +18,7 @@ pub use kv_cache::KvCache;
 pub use limits::MAX_PARAM_ELEMENTS;
 pub(crate) use limits::check_param_size;
 pub use linear::TorchLinear;
+pub use loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 pub use norm::TorchLayerNorm;
 pub use position::{LearnedPositions, PositionsConfig, RotaryConfig, RotaryPositions, SinusoidalPositions};
 pub use transformer::{

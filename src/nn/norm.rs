@@ -3,6 +3,7 @@
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 
+use crate::backend::{NormArgs, NormKind};
 use crate::io::{TorchWeights, WeightPath};
 use crate::{Backend, Error, Result};
 
@@ -45,14 +46,17 @@ impl<B: Backend> TorchLayerNorm<B> {
 
     /// [`forward`](Self::forward) for callers whose shapes are right by construction.
     pub(crate) fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        // Biased variance over the last dimension, as PyTorch's layer norm.
-        let centred = x.clone() - x.mean_dim(2);
-        let var = centred.clone().powi_scalar(2).mean_dim(2);
-        let y = centred / (var + self.eps).sqrt() * self.weight.val().unsqueeze::<3>();
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<3>(),
-            None => y,
-        }
+        let [batch, len, d] = x.dims();
+        // Biased variance over the last dimension, as PyTorch's layer norm; one backend op
+        // (a fused row kernel on the CPU backends).
+        let (y, _) = B::norm(NormArgs {
+            input: x.reshape([batch * len, d]), // [B, T, D] -> [B*T, D]
+            weight: self.weight.val(),
+            bias: self.bias.as_ref().map(Param::val),
+            eps: self.eps,
+            kind: NormKind::Layer,
+        });
+        y.reshape([batch, len, d])
     }
 }
 

@@ -1,6 +1,5 @@
 //! [`ClassificationTask`]: a [`SequenceClassifier`] on [`ClassBatch`]es.
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -8,6 +7,7 @@ use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
 use crate::data::ClassBatch;
 use crate::models::{SequenceClassifier, SequenceClassifierConfig};
+use crate::nn::CrossEntropyLossConfig;
 
 /// Classification: cross-entropy of the class logits, accuracy over examples.
 #[derive(Debug, Clone)]
@@ -44,9 +44,10 @@ pub(crate) fn classify<B: crate::Backend>(
         .iter::<i64>()
         .map(|p| p as usize)
         .collect();
+    // Labels were checked against the classes with the batch.
     let loss = CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits, labels);
+        .init()?
+        .forward_unchecked(logits, labels);
     Ok((loss, predictions))
 }
 

@@ -9,7 +9,6 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::record::Record;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -19,7 +18,7 @@ use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
 use crate::data::TokenBatch;
 use crate::models::{Gpt, GptConfig, LanguageModel, RnnLm, RnnLmConfig};
-use crate::nn::RecurrentState;
+use crate::nn::{CrossEntropyLossConfig, RecurrentState};
 
 /// A language model that [`LmTask`] can train.
 pub trait TrainableLm<B: crate::Backend>: LanguageModel<B> + Module<B> {
@@ -167,7 +166,7 @@ fn lm_loss<B: crate::Backend, M: TrainableLm<B>>(
     let device = model.devices().into_iter().next().unwrap_or_default();
     let (inputs, targets) = tensors::<B>(batch, model.vocab_size(), &device)?;
     let (logits, carry) = model.lm_forward(inputs, carry, &batch.reset)?;
-    let (loss, items, correct) = next_token_loss(logits, targets, &device);
+    let (loss, items, correct) = next_token_loss(logits, targets);
     Ok(BatchLoss {
         loss,
         items,
@@ -181,7 +180,6 @@ fn lm_loss<B: crate::Backend, M: TrainableLm<B>>(
 fn next_token_loss<B: crate::Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
-    device: &B::Device,
 ) -> (Tensor<B, 1>, usize, usize) {
     let [b, t, v] = logits.dims();
     let logits = logits.reshape([b * t, v]); // [b·t, vocab]
@@ -196,9 +194,11 @@ fn next_token_loss<B: crate::Backend>(
             .sum()
             .into_scalar(),
     );
+    // Targets were checked against the vocabulary with the batch.
     let loss = CrossEntropyLossConfig::new()
-        .init(device)
-        .forward(logits, targets);
+        .init()
+        .expect("the default configuration is valid")
+        .forward_unchecked(logits, targets);
     (loss, b * t, correct as usize)
 }
 

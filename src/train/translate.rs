@@ -3,13 +3,13 @@
 use std::marker::PhantomData;
 
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::task::{BatchStats, Task, TrainOutput};
 use crate::Result;
 use crate::data::PairBatch;
 use crate::models::{RnnSeq2Seq, Seq2SeqModel, TransformerSeq2Seq};
+use crate::nn::CrossEntropyLossConfig;
 
 /// Loss, target tokens and correct next-token predictions (padding excluded).
 fn pair_loss<B: crate::Backend, M: Seq2SeqModel<B>>(
@@ -39,10 +39,11 @@ fn pair_loss<B: crate::Backend, M: Seq2SeqModel<B>>(
             correct += (p == y) as usize;
         }
     }
+    // Padding is ignored; the other targets were checked with the batch.
     let loss = CrossEntropyLossConfig::new()
-        .with_pad_tokens(Some(vec![pad as usize]))
-        .init(device)
-        .forward(logits, targets);
+        .with_ignore_index(pad)
+        .init()?
+        .forward_unchecked(logits, targets);
     Ok((loss, items, correct))
 }
 

@@ -10,7 +10,7 @@
 use burn::tensor::{Bool, DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
-use super::math::{Real, Shared, gemm_raw};
+use super::math::{Real, Shared, dot_lanes, gemm_raw, simd, sum_lanes};
 use super::{tensor, to_vec};
 use crate::backend::attention::{AttentionArgs, AttentionDims, AttentionDropout, AttentionGrads};
 
@@ -55,18 +55,35 @@ impl<T: Real> Inputs<T> {
         self.dims.keys as isize - self.dims.queries as isize
     }
 
-    /// The scaled, masked score of query `i` and key `j` from the raw product `qk`.
+    /// Turns a tile row of raw products `q_i · k_j` (keys `j0 ..`) into scaled, masked scores
+    /// (`-inf` where blocked), in loops the compiler vectorises.
     #[inline(always)]
-    fn score(&self, b: usize, i: usize, j: usize, qk: T) -> T {
+    fn scores(&self, b: usize, i: usize, j0: usize, row: &mut [T]) {
         let keys = self.dims.keys;
-        if (self.causal && j as isize > i as isize + self.offset())
-            || self.padding.as_ref().is_some_and(|p| p[b * keys + j])
-        {
-            return T::NEG_INFINITY;
-        }
+        // Keys past the causal limit are blocked: only `..visible` is scored.
+        let visible = if self.causal {
+            (i as isize + self.offset() + 1 - j0 as isize).clamp(0, row.len() as isize) as usize
+        } else {
+            row.len()
+        };
+        let (seen, blocked) = row.split_at_mut(visible);
+        blocked.fill(T::NEG_INFINITY);
         match &self.bias {
-            Some(bias) => qk * self.scale + bias[i * keys + j],
-            None => qk * self.scale,
+            Some(bias) => {
+                let bias = &bias[i * keys + j0..][..visible];
+                seen.iter_mut()
+                    .zip(bias)
+                    .for_each(|(x, b)| *x = *x * self.scale + *b);
+            }
+            None => seen.iter_mut().for_each(|x| *x *= self.scale),
+        }
+        if let Some(padding) = &self.padding {
+            let padding = &padding[b * keys + j0..][..visible];
+            seen.iter_mut().zip(padding).for_each(|(x, &p)| {
+                if p {
+                    *x = T::NEG_INFINITY;
+                }
+            });
         }
     }
 
@@ -163,84 +180,81 @@ fn forward_typed<B: Backend, T: Real>(
     let (row_q, row_k) = (heads * d, kv_heads * d);
     let group = heads / kv_heads;
     for_tasks(inp.dims, |b, g| {
-        let mut s = vec![T::ZERO; BR * BC];
-        let mut acc = vec![T::ZERO; BR * d];
-        let (mut m, mut l) = (vec![T::ZERO; BR], vec![T::ZERO; BR]);
-        let kv_base = b * keys * row_k + g * d;
-        for h in g * group..(g + 1) * group {
-            let q_base = b * queries * row_q + h * d;
-            for i0 in (0..queries).step_by(BR) {
-                let br = BR.min(queries - i0);
-                m.fill(T::NEG_INFINITY);
-                l.fill(T::ZERO);
-                acc.fill(T::ZERO);
-                for j0 in (0..inp.keys_end(i0 + br)).step_by(BC) {
-                    let bc = BC.min(inp.keys_end(i0 + br) - j0);
-                    // SAFETY: tiles inside q and k; s is this task's own.
-                    unsafe {
-                        gemm(
-                            (br, bc, d),
-                            (s.as_mut_ptr(), BC),
-                            false,
-                            (inp.q[q_base + i0 * row_q..].as_ptr(), row_q, 1),
-                            (inp.k[kv_base + j0 * row_k..].as_ptr(), 1, row_k),
-                        );
-                    }
-                    for r in 0..br {
-                        let i = i0 + r;
-                        let row = &mut s[r * BC..r * BC + bc];
-                        let mut max = m[r];
-                        for (c, x) in row.iter_mut().enumerate() {
-                            *x = inp.score(b, i, j0 + c, *x);
-                            if *x > max {
-                                max = *x;
+        simd(
+            #[inline(always)]
+            || {
+                let mut s = vec![T::ZERO; BR * BC];
+                let mut acc = vec![T::ZERO; BR * d];
+                let (mut m, mut l) = (vec![T::ZERO; BR], vec![T::ZERO; BR]);
+                let kv_base = b * keys * row_k + g * d;
+                for h in g * group..(g + 1) * group {
+                    let q_base = b * queries * row_q + h * d;
+                    for i0 in (0..queries).step_by(BR) {
+                        let br = BR.min(queries - i0);
+                        m.fill(T::NEG_INFINITY);
+                        l.fill(T::ZERO);
+                        acc.fill(T::ZERO);
+                        for j0 in (0..inp.keys_end(i0 + br)).step_by(BC) {
+                            let bc = BC.min(inp.keys_end(i0 + br) - j0);
+                            // SAFETY: tiles inside q and k; s is this task's own.
+                            unsafe {
+                                gemm(
+                                    (br, bc, d),
+                                    (s.as_mut_ptr(), BC),
+                                    false,
+                                    (inp.q[q_base + i0 * row_q..].as_ptr(), row_q, 1),
+                                    (inp.k[kv_base + j0 * row_k..].as_ptr(), 1, row_k),
+                                );
+                            }
+                            for r in 0..br {
+                                let i = i0 + r;
+                                let row = &mut s[r * BC..r * BC + bc];
+                                inp.scores(b, i, j0, row);
+                                let max = row.iter().fold(m[r], |m, &x| if x > m { x } else { m });
+                                if max == T::NEG_INFINITY {
+                                    // Nothing visible yet: the row contributes nothing.
+                                    row.fill(T::ZERO);
+                                    continue;
+                                }
+                                let correction = (m[r] - max).exp();
+                                row.iter_mut().for_each(|x| *x = (*x - max).exp());
+                                let sum = sum_lanes(row, |p| p);
+                                if inp.dropout.is_some() {
+                                    for (c, x) in row.iter_mut().enumerate() {
+                                        *x *= inp.factor(b, h, i, j0 + c);
+                                    }
+                                }
+                                l[r] = l[r] * correction + sum;
+                                m[r] = max;
+                                acc[r * d..(r + 1) * d].iter_mut().for_each(|a| *a *= correction);
+                            }
+                            // SAFETY: tiles inside s and v; acc is this task's own.
+                            unsafe {
+                                gemm(
+                                    (br, d, bc),
+                                    (acc.as_mut_ptr(), d),
+                                    true,
+                                    (s.as_ptr(), BC, 1),
+                                    (inp.v[kv_base + j0 * row_k..].as_ptr(), row_k, 1),
+                                );
                             }
                         }
-                        if max == T::NEG_INFINITY {
-                            // Nothing visible yet: the row contributes nothing.
-                            row.fill(T::ZERO);
-                            continue;
+                        for r in 0..br {
+                            let i = i0 + r;
+                            let seen = l[r] > T::ZERO;
+                            let inv = if seen { T::ONE / l[r] } else { T::ZERO };
+                            for (c, a) in acc[r * d..(r + 1) * d].iter().enumerate() {
+                                // SAFETY: row (b, i, h) belongs to this task alone.
+                                unsafe { *out_ptr.ptr().add(q_base + i * row_q + c) = *a * inv };
+                            }
+                            let value = if seen { m[r] + l[r].ln() } else { -T::NEG_INFINITY };
+                            // SAFETY: as above.
+                            unsafe { *lse_ptr.ptr().add((b * heads + h) * queries + i) = value };
                         }
-                        let correction = (m[r] - max).exp();
-                        let mut sum = T::ZERO;
-                        for (c, x) in row.iter_mut().enumerate() {
-                            let p = (*x - max).exp();
-                            sum += p;
-                            *x = if inp.dropout.is_some() {
-                                p * inp.factor(b, h, i, j0 + c)
-                            } else {
-                                p
-                            };
-                        }
-                        l[r] = l[r] * correction + sum;
-                        m[r] = max;
-                        acc[r * d..(r + 1) * d].iter_mut().for_each(|a| *a *= correction);
-                    }
-                    // SAFETY: tiles inside s and v; acc is this task's own.
-                    unsafe {
-                        gemm(
-                            (br, d, bc),
-                            (acc.as_mut_ptr(), d),
-                            true,
-                            (s.as_ptr(), BC, 1),
-                            (inp.v[kv_base + j0 * row_k..].as_ptr(), row_k, 1),
-                        );
                     }
                 }
-                for r in 0..br {
-                    let i = i0 + r;
-                    let seen = l[r] > T::ZERO;
-                    let inv = if seen { T::ONE / l[r] } else { T::ZERO };
-                    for (c, a) in acc[r * d..(r + 1) * d].iter().enumerate() {
-                        // SAFETY: row (b, i, h) belongs to this task alone.
-                        unsafe { *out_ptr.ptr().add(q_base + i * row_q + c) = *a * inv };
-                    }
-                    let value = if seen { m[r] + l[r].ln() } else { -T::NEG_INFINITY };
-                    // SAFETY: as above.
-                    unsafe { *lse_ptr.ptr().add((b * heads + h) * queries + i) = value };
-                }
-            }
-        }
+            },
+        )
     });
     let output = tensor::<B, 4, T>(out, [batch, queries, heads, d], device);
     (
@@ -283,11 +297,7 @@ fn backward_typed<B: Backend, T: Real>(
         let (b, h) = (bh / heads, bh % heads);
         for (i, dst) in rows.iter_mut().enumerate() {
             let at = (b * queries + i) * row_q + h * d;
-            let mut acc = T::ZERO;
-            for c in 0..d {
-                acc += out[at + c] * d_out[at + c];
-            }
-            *dst = acc;
+            *dst = dot_lanes(&out[at..at + d], &d_out[at..at + d]);
         }
     });
     let mut dq = vec![T::ZERO; batch * queries * row_q];
@@ -299,86 +309,100 @@ fn backward_typed<B: Backend, T: Real>(
         Shared(dv.as_mut_ptr()),
     );
     for_tasks(inp.dims, |b, g| {
-        // Probabilities, the same after dropout, and dP then dS: three [BR, BC] tiles, on the heap
-        // (192 KiB in f64 would crowd a worker thread's stack).
-        #[allow(clippy::useless_vec)]
-        let mut scratch = vec![T::ZERO; 3 * BR * BC];
-        let (p, rest) = scratch.split_at_mut(BR * BC);
-        let (pd, ds) = rest.split_at_mut(BR * BC);
-        let kv_base = b * keys * row_k + g * d;
-        for h in g * group..(g + 1) * group {
-            let q_base = b * queries * row_q + h * d;
-            let row_stats = (b * heads + h) * queries;
-            for j0 in (0..keys).step_by(BC) {
-                let bc = BC.min(keys - j0);
-                let k_tile = inp.k[kv_base + j0 * row_k..].as_ptr();
-                let v_tile = inp.v[kv_base + j0 * row_k..].as_ptr();
-                let first = inp.queries_start(j0) / BR * BR;
-                for i0 in (first..queries).step_by(BR) {
-                    let br = BR.min(queries - i0);
-                    let q_tile = inp.q[q_base + i0 * row_q..].as_ptr();
-                    let do_tile = d_out[q_base + i0 * row_q..].as_ptr();
-                    // SAFETY (all GEMMs below): tiles inside their buffers; dq rows (b, ·, h)
-                    // and dk, dv rows (b, ·, g) belong to this task alone.
-                    unsafe {
-                        gemm(
-                            (br, bc, d),
-                            (p.as_mut_ptr(), BC),
-                            false,
-                            (q_tile, row_q, 1),
-                            (k_tile, 1, row_k),
-                        );
-                        // dP = dO Vᵀ
-                        gemm(
-                            (br, bc, d),
-                            (ds.as_mut_ptr(), BC),
-                            false,
-                            (do_tile, row_q, 1),
-                            (v_tile, 1, row_k),
-                        );
-                    }
-                    for r in 0..br {
-                        let i = i0 + r;
-                        let (stat, delta_i) = (lse[row_stats + i], delta[row_stats + i]);
-                        for c in 0..bc {
-                            let at = r * BC + c;
-                            let prob = (inp.score(b, i, j0 + c, p[at]) - stat).exp();
-                            let factor = inp.factor(b, h, i, j0 + c);
-                            p[at] = prob;
-                            pd[at] = prob * factor;
-                            ds[at] = prob * (ds[at] * factor - delta_i) * inp.scale;
+        simd(
+            #[inline(always)]
+            || {
+                // Probabilities, the same after dropout, and dP then dS: three [BR, BC] tiles, on the heap
+                // (192 KiB in f64 would crowd a worker thread's stack).
+                #[allow(clippy::useless_vec)]
+                let mut scratch = vec![T::ZERO; 3 * BR * BC];
+                let (p, rest) = scratch.split_at_mut(BR * BC);
+                let (pd, ds) = rest.split_at_mut(BR * BC);
+                let kv_base = b * keys * row_k + g * d;
+                for h in g * group..(g + 1) * group {
+                    let q_base = b * queries * row_q + h * d;
+                    let row_stats = (b * heads + h) * queries;
+                    for j0 in (0..keys).step_by(BC) {
+                        let bc = BC.min(keys - j0);
+                        let k_tile = inp.k[kv_base + j0 * row_k..].as_ptr();
+                        let v_tile = inp.v[kv_base + j0 * row_k..].as_ptr();
+                        let first = inp.queries_start(j0) / BR * BR;
+                        for i0 in (first..queries).step_by(BR) {
+                            let br = BR.min(queries - i0);
+                            let q_tile = inp.q[q_base + i0 * row_q..].as_ptr();
+                            let do_tile = d_out[q_base + i0 * row_q..].as_ptr();
+                            // SAFETY (all GEMMs below): tiles inside their buffers; dq rows (b, ·, h)
+                            // and dk, dv rows (b, ·, g) belong to this task alone.
+                            unsafe {
+                                gemm(
+                                    (br, bc, d),
+                                    (p.as_mut_ptr(), BC),
+                                    false,
+                                    (q_tile, row_q, 1),
+                                    (k_tile, 1, row_k),
+                                );
+                                // dP = dO Vᵀ
+                                gemm(
+                                    (br, bc, d),
+                                    (ds.as_mut_ptr(), BC),
+                                    false,
+                                    (do_tile, row_q, 1),
+                                    (v_tile, 1, row_k),
+                                );
+                            }
+                            for r in 0..br {
+                                let i = i0 + r;
+                                let (stat, delta_i) = (lse[row_stats + i], delta[row_stats + i]);
+                                let tile = r * BC..r * BC + bc;
+                                let (p, pd, ds) =
+                                    (&mut p[tile.clone()], &mut pd[tile.clone()], &mut ds[tile]);
+                                inp.scores(b, i, j0, p);
+                                p.iter_mut().for_each(|x| *x = (*x - stat).exp());
+                                if inp.dropout.is_some() {
+                                    for c in 0..bc {
+                                        let factor = inp.factor(b, h, i, j0 + c);
+                                        pd[c] = p[c] * factor;
+                                        ds[c] = p[c] * (ds[c] * factor - delta_i) * inp.scale;
+                                    }
+                                } else {
+                                    pd.copy_from_slice(p);
+                                    for (ds, p) in ds.iter_mut().zip(p.iter()) {
+                                        *ds = *p * (*ds - delta_i) * inp.scale;
+                                    }
+                                }
+                            }
+                            unsafe {
+                                // dV += Pdᵀ dO, dQ += dS K, dK += dSᵀ Q
+                                let dv_tile = dv_ptr.ptr().add(kv_base + j0 * row_k);
+                                gemm(
+                                    (bc, d, br),
+                                    (dv_tile, row_k),
+                                    true,
+                                    (pd.as_ptr(), 1, BC),
+                                    (do_tile, row_q, 1),
+                                );
+                                let dq_tile = dq_ptr.ptr().add(q_base + i0 * row_q);
+                                gemm(
+                                    (br, d, bc),
+                                    (dq_tile, row_q),
+                                    true,
+                                    (ds.as_ptr(), BC, 1),
+                                    (k_tile, row_k, 1),
+                                );
+                                let dk_tile = dk_ptr.ptr().add(kv_base + j0 * row_k);
+                                gemm(
+                                    (bc, d, br),
+                                    (dk_tile, row_k),
+                                    true,
+                                    (ds.as_ptr(), 1, BC),
+                                    (q_tile, row_q, 1),
+                                );
+                            }
                         }
                     }
-                    unsafe {
-                        // dV += Pdᵀ dO, dQ += dS K, dK += dSᵀ Q
-                        let dv_tile = dv_ptr.ptr().add(kv_base + j0 * row_k);
-                        gemm(
-                            (bc, d, br),
-                            (dv_tile, row_k),
-                            true,
-                            (pd.as_ptr(), 1, BC),
-                            (do_tile, row_q, 1),
-                        );
-                        let dq_tile = dq_ptr.ptr().add(q_base + i0 * row_q);
-                        gemm(
-                            (br, d, bc),
-                            (dq_tile, row_q),
-                            true,
-                            (ds.as_ptr(), BC, 1),
-                            (k_tile, row_k, 1),
-                        );
-                        let dk_tile = dk_ptr.ptr().add(kv_base + j0 * row_k);
-                        gemm(
-                            (bc, d, br),
-                            (dk_tile, row_k),
-                            true,
-                            (ds.as_ptr(), 1, BC),
-                            (q_tile, row_q, 1),
-                        );
-                    }
                 }
-            }
-        }
+            },
+        )
     });
     AttentionGrads {
         query: tensor(dq, [batch, queries, heads, d], device),

@@ -32,7 +32,10 @@ pub(crate) trait Real:
     /// `e^x`, with `e^-inf = 0`.
     fn exp(self) -> Self;
     fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn erf(self) -> Self;
     fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
     fn relu(self) -> Self {
         if self > Self::ZERO { self } else { Self::ZERO }
     }
@@ -54,8 +57,24 @@ impl Real for f32 {
     fn ln(self) -> Self {
         f32::ln(self)
     }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    /// Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, f32's resolution near 1),
+    /// branch-free so that it vectorises, unlike libm's `erff`.
+    #[inline(always)]
+    fn erf(self) -> Self {
+        let a = self.abs();
+        let t = 1.0 / (1.0 + 0.327_591_1 * a);
+        let poly = t
+            * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+        (1.0 - poly * fast_exp(-a * a)).copysign(self)
+    }
     fn from_f64(x: f64) -> Self {
         x as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
     }
     #[inline(always)]
     fn sigmoid(self) -> Self {
@@ -77,8 +96,17 @@ impl Real for f64 {
     fn ln(self) -> Self {
         f64::ln(self)
     }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
     fn from_f64(x: f64) -> Self {
         x
+    }
+    fn to_f64(self) -> f64 {
+        self
     }
     fn sigmoid(self) -> Self {
         1.0 / (1.0 + (-self).exp())
@@ -98,11 +126,14 @@ pub(super) fn fast_exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let k = x * LOG2E + ROUND;
+    let n = k - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // k's low mantissa bits hold n (k stays in [2^23, 2^24)): 2^n's exponent bits without a
+    // float-to-int cast, which would not vectorise.
+    let scale = f32::from_bits(k.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
@@ -191,6 +222,59 @@ pub(super) unsafe fn gemm_raw<T: Real>(
             parallelism,
         )
     }
+}
+
+/// `Σ f(x)` over a slice with eight independent partial sums, so that the loop vectorises (a
+/// single running sum is a chain the compiler may not reorder).
+#[inline(always)]
+pub(super) fn sum_lanes<T: Real>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(T::ZERO, |a, &v| a + f(v));
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += f(c[k]);
+        }
+    }
+    acc.iter().fold(tail, |a, &v| a + v)
+}
+
+/// `Σ a·b` over two slices of the same length, vectorised as [`sum_lanes`].
+#[inline(always)]
+pub(super) fn dot_lanes<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let full = n / 8 * 8;
+    for (ca, cb) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    let tail = a[full..]
+        .iter()
+        .zip(&b[full..])
+        .fold(T::ZERO, |s, (x, y)| s + *x * *y);
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+/// Runs `f` compiled for AVX2 and FMA when the CPU has them (the crate itself targets baseline
+/// x86-64, whose SSE2 loops are half as wide). `f` must be an `#[inline(always)]` closure: only
+/// then is it inlined into the function with those features and vectorised with them.
+#[inline(always)]
+pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features.
+        return unsafe { with_avx2_fma(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// Splits the batch into one shard per thread when the recurrence is large enough to pay for it,

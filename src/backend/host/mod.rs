@@ -9,8 +9,11 @@
 //! `math` holds the arithmetic (float types, GEMM, transposes, sharding), `shards` the step
 //! loops over a range of batch rows; this file the entry points and the saved buffers.
 
+pub(super) mod activation;
 pub(super) mod attention;
+pub(super) mod cross_entropy;
 mod math;
+pub(super) mod norm;
 mod shards;
 
 use std::sync::Arc;

@@ -7,6 +7,7 @@ mod encoder;
 mod layer_config;
 mod stack;
 
+use burn::module::Param;
 use burn::nn::Dropout;
 use burn::tensor::Tensor;
 
@@ -17,6 +18,7 @@ pub use stack::{TransformerDecoder, TransformerDecoderConfig, TransformerEncoder
 use super::activation::FeedForwardActivation;
 use super::linear::TorchLinear;
 use crate::Backend;
+use crate::backend::ActivationArgs;
 
 /// The feed-forward block `linear2(dropout(act(linear1(x))))`, shared by the encoder and decoder
 /// layers.
@@ -27,6 +29,17 @@ pub(super) fn feed_forward<B: Backend>(
     dropout: &Dropout,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
-    let h = linear1.apply(x);
-    linear2.apply(dropout.forward(activation.apply(h)))
+    let [batch, len, d] = x.dims();
+    let d_ff = linear1.weight.dims()[0];
+    // [B, T, D] -> [B*T, D] x [D, F] -> [B*T, F]; the bias joins the activation in one op.
+    let h = x
+        .reshape([batch * len, d])
+        .matmul(linear1.weight.val().transpose());
+    let h = B::bias_activation(ActivationArgs {
+        input: h,
+        bias: linear1.bias.as_ref().map(Param::val),
+        activation: activation.kind(),
+    });
+    // [B*T, F] -> [B, T, F]
+    linear2.apply(dropout.forward(h.reshape([batch, len, d_ff])))
 }
