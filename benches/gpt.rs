@@ -25,6 +25,7 @@ use burn::tensor::{Distribution, Int, Tensor};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::models::GptConfig;
 use ember_lm::nn::{CrossEntropyLossConfig, FeedForwardActivation};
+use ember_lm::optim::OptimizerConfig;
 
 /// vocab, block, layers, heads, width, batch: nanoGPT's CPU and Shakespeare configurations.
 const CONFIGS: [(usize, usize, usize, usize, usize, usize); 2] =
@@ -120,7 +121,11 @@ fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
                 .init::<B>(&device)
                 .unwrap(),
         );
-        let mut optim = AdamWConfig::new().init();
+        // ember-lm's optimizer (PyTorch's AdamW defaults, one fused pass per parameter on the CPU
+        // backends), as its trainer uses.
+        let mut optim = OptimizerConfig::adamw()
+            .init::<B, _>(ours.as_ref().unwrap())
+            .unwrap();
         // ember-lm's own cross-entropy (the fused op), as its LM task uses.
         let ce = CrossEntropyLossConfig::new().init().unwrap();
         let ember_loss = |logits: Tensor<B, 3>| {
@@ -136,6 +141,14 @@ fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
             B::sync(&device).ok();
         };
         bench_warm(&mut group, format!("ember_lm/{}", name(cfg)), 3, &mut step);
+        // The same without the optimizer step: what AdamW costs is the difference.
+        let model = ours.take().unwrap();
+        bench_warm(&mut group, format!("ember_lm_no_optim/{}", name(cfg)), 3, || {
+            let grads = ember_loss(model.forward(ids.clone()).unwrap()).backward();
+            let grads = GradientsParams::from_grads(grads, &model);
+            B::sync(&device).ok();
+            grads
+        });
 
         let mut burn = Some(BurnGpt::<B>::new(cfg, &device));
         let mut optim = AdamWConfig::new().init();

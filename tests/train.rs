@@ -599,3 +599,76 @@ fn throughput_counts_the_training_steps_of_its_window() {
         row.items_per_sec
     );
 }
+
+/// Two parameters and a loss whose gradient differs element by element.
+#[derive(burn::module::Module, Debug)]
+struct AdamParams<B: burn::tensor::backend::Backend> {
+    w: burn::module::Param<burn::tensor::Tensor<B, 2>>,
+    b: burn::module::Param<burn::tensor::Tensor<B, 1>>,
+}
+
+/// The optimizer's AdamW (one fused pass per parameter on the CPU backends) gives burn-optim's
+/// AdamW bit for bit, with decoupled decay and without, on NdArray and Flex.
+#[test]
+fn fused_adamw_is_bitwise_burn_optims_adamw() {
+    use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+    use burn::tensor::{Distribution, Tensor};
+    use ember_lm::optim::DecayGroups;
+
+    fn run<Bk: ember_lm::TrainBackend>(weight_decay: f64) {
+        let device = Default::default();
+        Bk::seed(&device, 9);
+        let normal = |shape: Vec<usize>| {
+            Tensor::<Bk, 1>::random(
+                [shape.iter().product::<usize>()],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+        };
+        let model = AdamParams::<Bk> {
+            w: burn::module::Param::from_tensor(normal(vec![7, 5]).reshape([7, 5]).require_grad()),
+            b: burn::module::Param::from_tensor(normal(vec![5]).require_grad()),
+        };
+        let config = OptimizerConfig::adamw()
+            .with_weight_decay(weight_decay)
+            .with_decay_groups(DecayGroups::All);
+        let mut ours = config.init::<Bk, _>(&model).unwrap();
+        let mut reference = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.999)
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay as f32)
+            .init::<Bk, AdamParams<Bk>>();
+        // The gradients of Σ w³ + Σ exp(0.3 b), registered by hand.
+        let grads = |m: &AdamParams<Bk>| {
+            let mut g = GradientsParams::new();
+            g.register::<Bk::InnerBackend, 2>(m.w.id, m.w.val().inner().powi_scalar(2) * 3.0);
+            g.register::<Bk::InnerBackend, 1>(m.b.id, (m.b.val().inner() * 0.3).exp() * 0.3);
+            g
+        };
+        let initial = model.w.val().into_data();
+        let (mut a, mut b) = (model.clone(), model);
+        for step in 0..5 {
+            let lr = 1e-2 / (step + 1) as f64;
+            let (ga, gb) = (grads(&a), grads(&b));
+            a = ours.step(lr, a, ga);
+            b = reference.step(lr, b, gb);
+            assert_eq!(
+                a.w.val().into_data(),
+                b.w.val().into_data(),
+                "w after step {step}, decay {weight_decay}"
+            );
+            assert_eq!(
+                a.b.val().into_data(),
+                b.b.val().into_data(),
+                "b after step {step}, decay {weight_decay}"
+            );
+        }
+        assert_ne!(a.w.val().into_data(), initial, "the steps moved the parameters");
+    }
+    for decay in [0.0, 0.1] {
+        run::<B>(decay);
+        #[cfg(feature = "flex")]
+        run::<Autodiff<burn::backend::Flex>>(decay);
+    }
+}

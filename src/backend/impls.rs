@@ -2,9 +2,9 @@
 
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 use super::{
-    ActivationArgs, AttentionArgs, AttentionGrads, CrossEntropyArgs, NormArgs, NormGrads, NormStats,
-    SavedSequence, SequenceArgs, SequenceOutput, host_attention, host_attention_backward,
-    host_attention_saved, host_rows, host_sequence, host_sequence_saved,
+    ActivationArgs, AdamWArgs, AdamWOutput, AttentionArgs, AttentionGrads, CrossEntropyArgs, NormArgs,
+    NormGrads, NormStats, SavedSequence, SequenceArgs, SequenceOutput, host_attention,
+    host_attention_backward, host_attention_saved, host_rows, host_sequence, host_sequence_saved,
 };
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 use burn::tensor::Tensor;
@@ -81,6 +81,16 @@ macro_rules! host_kernel {
     };
 }
 
+/// The host AdamW step, copying in and out (burn-ndarray's arrays).
+#[cfg(feature = "ndarray")]
+macro_rules! host_adamw {
+    () => {
+        fn adamw_step(args: AdamWArgs<Self>) -> Option<AdamWOutput<Self>> {
+            Some(host_rows::adamw_step(args))
+        }
+    };
+}
+
 /// burn-ndarray's `into_data` copies an array whose buffer is shared (a parameter, or a tensor the
 /// autodiff graph keeps) element by element through a dynamic-rank iterator; reading the
 /// contiguous view is one `memcpy`.
@@ -114,6 +124,7 @@ where
 #[cfg(feature = "ndarray")]
 impl super::Backend for burn::backend::NdArray<f32> {
     host_kernel!();
+    host_adamw!();
 
     fn host_data<const D: usize>(tensor: burn::tensor::Tensor<Self, D>) -> burn::tensor::TensorData {
         ndarray_host_data(tensor)
@@ -123,6 +134,7 @@ impl super::Backend for burn::backend::NdArray<f32> {
 #[cfg(feature = "ndarray")]
 impl super::Backend for burn::backend::NdArray<f64> {
     host_kernel!();
+    host_adamw!();
 
     fn host_data<const D: usize>(tensor: burn::tensor::Tensor<Self, D>) -> burn::tensor::TensorData {
         ndarray_host_data(tensor)
@@ -132,6 +144,12 @@ impl super::Backend for burn::backend::NdArray<f64> {
 #[cfg(feature = "flex")]
 impl super::Backend for burn::backend::Flex {
     host_kernel!();
+
+    /// In place on burn-flex's buffers when the parameter and moments are not shared (the usual
+    /// case in an optimizer step): no copy in or out.
+    fn adamw_step(args: AdamWArgs<Self>) -> Option<AdamWOutput<Self>> {
+        Some(super::host::adamw::flex_in_place(args))
+    }
 
     /// burn-flex's `into_data` copies a shared buffer into a byte vector, which `into_vec` must
     /// then copy again to align it; a contiguous tensor is read with one typed copy here.

@@ -39,6 +39,7 @@
 //! [`Backend::recurrent_sequence_backward`]. Autodiff wrappers are covered by a blanket
 //! implementation.
 pub mod activation;
+pub mod adamw;
 pub mod attention;
 mod autodiff;
 mod composed;
@@ -56,6 +57,7 @@ pub use device::device_sequence_saved;
 pub use saved::SavedSequence;
 
 pub use activation::{Activation, ActivationArgs, composed_activation, composed_activation_backward};
+pub use adamw::{AdamWArgs, AdamWOutput};
 pub use cross_entropy::{CrossEntropyArgs, composed_cross_entropy, composed_cross_entropy_backward};
 pub use norm::{NormArgs, NormGrads, NormKind, NormStats, composed_norm, composed_norm_backward};
 
@@ -69,6 +71,7 @@ pub use attention::{
 /// the same names.
 pub mod host_rows {
     pub use super::host::activation::{backward as bias_activation_backward, forward as bias_activation};
+    pub use super::host::adamw::step as adamw_step;
     pub use super::host::cross_entropy::{backward as cross_entropy_backward, forward as cross_entropy};
     pub use super::host::norm::{backward as norm_backward, forward as norm};
 }
@@ -420,5 +423,12 @@ pub trait Backend: burn::tensor::backend::Backend {
         grad: Tensor<Self, 1>,
     ) -> Tensor<Self, 2> {
         cross_entropy::composed_cross_entropy_backward(args, lse, grad)
+    }
+
+    /// One AdamW step over one flattened parameter, bitwise equal to burn-optim's `AdamW`.
+    /// `None` (the default): the optimizer runs burn-optim's chain of tensor ops instead.
+    fn adamw_step(args: AdamWArgs<Self>) -> Option<AdamWOutput<Self>> {
+        let _ = args;
+        None
     }
 }

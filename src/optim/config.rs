@@ -2,7 +2,6 @@
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::clip::GradClip;
@@ -266,7 +265,7 @@ impl OptimizerConfig {
 
     /// Builds the optimizer for `model`'s parameters (the model decides the decay groups), after
     /// [`OptimizerConfig::validate`].
-    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(
+    pub fn init<B: crate::TrainBackend, M: AutodiffModule<B>>(
         &self,
         model: &M,
     ) -> crate::Result<ModelOptimizer<B, M>> {

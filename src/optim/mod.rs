@@ -37,6 +37,7 @@
 //! ```
 mod clip;
 mod config;
+mod fused_adamw;
 mod optimizer;
 mod schedule;
 

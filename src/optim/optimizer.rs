@@ -7,22 +7,23 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdaGrad, AdaGradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, RmsProp,
-    RmsPropConfig, Sgd, SgdConfig,
+    AdaGrad, AdaGradConfig, Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig, Sgd,
+    SgdConfig,
 };
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 
 use super::clip::{GradClip, clip_grad_norm, clip_grad_value, grad_norm};
 use super::config::{Algorithm, DecayGroups, OptimizerConfig};
+use super::fused_adamw::FusedAdamW;
 use crate::io::record;
-use crate::{Error, Result};
+use crate::{Error, Result, TrainBackend};
 
 /// One burn-optim optimizer over the module `M`.
-enum Inner<B: AutodiffBackend, M: AutodiffModule<B>> {
+enum Inner<B: TrainBackend, M: AutodiffModule<B>> {
     Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
     Adam(OptimizerAdaptor<Adam, M, B>),
-    AdamW(OptimizerAdaptor<AdamW, M, B>),
+    AdamW(OptimizerAdaptor<FusedAdamW, M, B>),
     RmsProp(OptimizerAdaptor<RmsProp, M, B>),
     Adagrad(OptimizerAdaptor<AdaGrad, M, B>),
 }
@@ -40,7 +41,7 @@ macro_rules! each_inner {
     };
 }
 
-impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
+impl<B: TrainBackend, M: AutodiffModule<B>> Inner<B, M> {
     fn new(algorithm: &Algorithm, weight_decay: f64) -> Self {
         // burn-optim takes f32 hyper-parameters; PyTorch's defaults are passed explicitly (see
         // `Algorithm` for the table of differences).
@@ -83,15 +84,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
                 beta2,
                 eps,
                 amsgrad,
-            } => Inner::AdamW(
-                AdamWConfig::new()
-                    .with_beta_1(beta1 as f32)
-                    .with_beta_2(beta2 as f32)
-                    .with_epsilon(eps as f32)
-                    .with_amsgrad(amsgrad)
-                    .with_weight_decay(weight_decay as f32)
-                    .init(),
-            ),
+            } => Inner::AdamW(OptimizerAdaptor::from(FusedAdamW::new(
+                beta1 as f32,
+                beta2 as f32,
+                eps as f32,
+                weight_decay as f32,
+                amsgrad,
+            ))),
             Algorithm::RmsProp {
                 alpha,
                 eps,
@@ -144,7 +143,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Inner<B, M> {
 ///
 /// Built by [`OptimizerConfig::init`]. The learning rate is passed to each [`step`](Self::step),
 /// so a schedule stays outside (see [`LrScheduler`](super::LrScheduler)).
-pub struct ModelOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
+pub struct ModelOptimizer<B: TrainBackend, M: AutodiffModule<B>> {
     config: OptimizerConfig,
     /// Parameters that get weight decay (all of them with [`DecayGroups::All`]).
     decay: Inner<B, M>,
@@ -153,7 +152,7 @@ pub struct ModelOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
     no_decay_ids: HashSet<ParamId>,
 }
 
-impl<B: AutodiffBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
+impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
     pub(super) fn new(config: OptimizerConfig, model: &M) -> Self {
         let no_decay_ids = match config.decay_groups {
             DecayGroups::All => HashSet::new(),

@@ -52,7 +52,7 @@ pub struct TrainOutput<B: AutodiffBackend, C> {
 ///
 /// Training runs on the autodiff backend `B`; validation runs on `model.valid()` (the inner
 /// backend, where dropout is off), which is why the two steps are separate methods.
-pub trait Task<B: AutodiffBackend> {
+pub trait Task<B: crate::TrainBackend> {
     /// The model being trained.
     type Model: AutodiffModule<B> + Clone;
     /// One batch, as produced by a [`Batches`](crate::data::Batches) source.

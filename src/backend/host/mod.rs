@@ -10,6 +10,7 @@
 //! loops over a range of batch rows; this file the entry points and the saved buffers.
 
 pub(super) mod activation;
+pub(super) mod adamw;
 pub(super) mod attention;
 pub(super) mod cross_entropy;
 mod math;

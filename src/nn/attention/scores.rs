@@ -169,12 +169,13 @@ fn merged_bias<B: Backend>(masks: &AttentionMasks<B>, device: &B::Device) -> Opt
     }
 }
 
-/// A dropout seed drawn from the backend's generator, so that `B::seed` makes it reproducible.
+/// A dropout seed drawn from the backend's generator, so that `B::seed` makes it reproducible:
+/// two 31-bit draws (a backend's int type may be `i32`).
 fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
-    let draw = Tensor::<B, 1, Int>::random([2], Distribution::Uniform(0.0, 4_294_967_296.0), device)
+    let draw = Tensor::<B, 1, Int>::random([2], Distribution::Uniform(0.0, 2_147_483_647.0), device)
         .into_data()
         .convert::<i64>()
         .into_vec::<i64>()
         .unwrap_or_default();
-    draw.iter().fold(0u64, |acc, &x| (acc << 32) ^ x as u64)
+    draw.iter().fold(0u64, |acc, &x| (acc << 31) ^ x as u64)
 }

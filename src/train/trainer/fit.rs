@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
-
 use super::save::prepare_run_dir;
 use super::{FitReport, Shard, StepInfo, Trainer};
 use crate::data::Batches;
@@ -33,7 +31,7 @@ struct Run {
     last_lr: f64,
 }
 
-impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     /// [`fit`](Self::fit) as replica `shard.rank` of `shard.world` in data-parallel training:
     /// it reads every `world`-th batch and all-reduces its gradients; only rank 0 writes the run
     /// directory and shows progress.

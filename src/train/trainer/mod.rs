@@ -12,8 +12,6 @@ use state::{CheckpointMeta, TrainState};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::AutodiffBackend;
-
 use super::checkpoint::{Position, Tracker};
 use super::config::TrainerConfig;
 use super::metrics::MetricRow;
@@ -82,7 +80,7 @@ pub struct FitReport {
 ///
 /// Generic over any autodiff backend and any [`Task`]. See `docs/training.md` for how each
 /// PyTorch Lightning habit maps onto it.
-pub struct Trainer<B: AutodiffBackend, T: Task<B>> {
+pub struct Trainer<B: crate::TrainBackend, T: Task<B>> {
     pub(crate) config: TrainerConfig,
     task: T,
     /// Everything a checkpoint holds.
@@ -99,7 +97,7 @@ pub(crate) struct Shard {
     pub world: usize,
 }
 
-impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     /// A trainer at step 0 for `model`, with the optimizer `optimizer` and the learning-rate
     /// `schedule` (whose base rate is `optimizer.lr`).
     pub fn new(

@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::AutodiffBackend;
-
 use super::{CheckpointMeta, Trainer};
 use crate::io::atomic_write;
 use crate::optim::OptimizerConfig;
@@ -13,7 +11,7 @@ use crate::train::metrics::MetricRow;
 use crate::train::task::Task;
 use crate::{Error, Result};
 
-impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     pub(super) fn save_checkpoint(
         &mut self,
         run_dir: &Path,

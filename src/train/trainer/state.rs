@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// The model, the optimizer and its state, the schedule, the position in the data, the
 /// best-value tracker and the task's carried state: what a checkpoint saves and `resume` restores.
-pub(crate) struct TrainState<B: AutodiffBackend, T: Task<B>> {
+pub(crate) struct TrainState<B: crate::TrainBackend, T: Task<B>> {
     pub model: T::Model,
     pub optim: ModelOptimizer<B, T::Model>,
     pub scheduler: LrScheduler,
@@ -33,7 +33,7 @@ pub(crate) struct CheckpointMeta {
     pub metric: Option<f64>,
 }
 
-impl<B: AutodiffBackend, T: Task<B>> TrainState<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> TrainState<B, T> {
     /// The model.
     pub fn model(&self) -> &T::Model {
         &self.model

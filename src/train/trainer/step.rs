@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::ElementConversion;
-use burn::tensor::backend::AutodiffBackend;
 
 use super::{Shard, StepInfo, Trainer};
 use crate::data::{Batches, SplitMix64};
@@ -14,7 +13,7 @@ use crate::train::metrics::{MetricRow, Window};
 use crate::train::task::{BatchStats, Task};
 use crate::{Error, Result};
 
-impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     /// One optimizer step: up to `grad_accum` micro-batches, clipping, the non-finite policy, the
     /// update, the schedule.
     pub(super) fn train_step(

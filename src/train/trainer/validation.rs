@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 
 use super::Trainer;
 use crate::data::Batches;
@@ -13,7 +12,7 @@ use crate::train::metrics::{MetricRow, Window};
 use crate::train::task::Task;
 use crate::{Error, Result};
 
-impl<B: AutodiffBackend, T: Task<B>> Trainer<B, T> {
+impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     /// Validates on the inner backend, reports the metric to a plateau schedule, updates the best
     /// value and the early-stopping count. Returns `(row, improved, stop)`.
     pub(super) fn validate_and_track(
