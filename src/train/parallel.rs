@@ -147,7 +147,7 @@ mod imp {
         valid: Option<&(dyn Batches<T::Batch> + Sync)>,
     ) -> Result<Vec<(FitReport, T::Model)>>
     where
-        B: AutodiffBackend,
+        B: crate::TrainBackend,
         T: Task<B>,
         T::Model: Send,
         F: Fn(usize, &B::Device) -> Result<Trainer<B, T>> + Sync,
