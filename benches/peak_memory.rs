@@ -1,17 +1,52 @@
-//! Runs training steps of one recurrent layer at one shape, for measuring peak resident memory
-//! with `/usr/bin/time -v` (PyTorch's side: the same step in `torch_rnn.py`'s shapes).
+//! Runs training steps of one recurrent layer, or of a GPT, at one shape, for measuring peak
+//! resident memory with `/usr/bin/time -v` (PyTorch's side: `torch_peak_memory.py`, same
+//! arguments).
 //!
 //! ```text
 //! cargo bench --features flex --bench peak_memory --no-run
 //! /usr/bin/time -v target/release/deps/peak_memory-* lstm flex 32 64 256 512 2 5
 //! ```
-//! Arguments: kind (lstm|gru|rnn), backend (ndarray|flex), batch, time, input, hidden, layers, steps.
+//! Arguments: kind (lstm|gru|rnn), backend (ndarray|flex), batch, time, input, hidden, layers, steps;
+//! or `gpt`, backend, batch, block, layers, heads, width, steps (vocabulary 65, exact GELU, tied
+//! head; a whole training step: forward, cross-entropy, backward, AdamW):
+//!
+//! ```text
+//! /usr/bin/time -f "%M KB" target/release/deps/peak_memory-* gpt flex 4 1024 4 4 128 3
+//! ```
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor};
 use ember_lm::nn::{GruConfig, LstmConfig, RnnConfig};
 
+fn gpt<B: ember_lm::TrainBackend>(dims: &[usize]) {
+    use burn::tensor::Int;
+    use ember_lm::models::GptConfig;
+    use ember_lm::nn::{CrossEntropyLossConfig, FeedForwardActivation};
+    use ember_lm::optim::OptimizerConfig;
+    let device = B::Device::default();
+    let [b, t, layers, heads, width, steps] = dims.try_into().expect("six sizes");
+    let v = 65;
+    let mut model = GptConfig::new(v, t, layers, heads, width)
+        .with_activation(FeedForwardActivation::Gelu)
+        .init::<B>(&device)
+        .unwrap();
+    let mut optim = OptimizerConfig::adamw().init::<B, _>(&model).unwrap();
+    let loss = CrossEntropyLossConfig::new().init().unwrap();
+    let ids = Tensor::<B, 2, Int>::random([b, t], Distribution::Uniform(0.0, v as f64), &device);
+    let targets = Tensor::<B, 1, Int>::random([b * t], Distribution::Uniform(0.0, v as f64), &device);
+    for _ in 0..steps {
+        // [B, T, V] -> [B*T, V]
+        let logits = model.forward(ids.clone()).unwrap().reshape([b * t, v]);
+        let grads = loss.forward(logits, targets.clone()).unwrap().backward();
+        let grads = burn::optim::GradientsParams::from_grads(grads, &model);
+        model = optim.step(1e-3, model, grads);
+    }
+}
+
 fn run<B: ember_lm::TrainBackend>(kind: &str, dims: &[usize]) {
+    if kind == "gpt" {
+        return gpt::<B>(dims);
+    }
     let device = B::Device::default();
     let [b, t, i, h, l, steps] = dims.try_into().expect("six sizes");
     let x = Tensor::<B, 3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);
