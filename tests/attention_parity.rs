@@ -29,6 +29,15 @@ fn gqa_with_rotary_matches_the_torch_reference() {
     common::attention::check_gqa_rotary::<Autodiff<burn::backend::Flex>>(&Default::default(), 1e-5, 1e-4);
 }
 
+/// The fused operations (attention, norms, bias + activation, cross-entropy) against PyTorch in
+/// f32, on both CPU backends (`fused_ops.rs` checks them in f64 on NdArray).
+#[test]
+fn fused_ops_match_pytorch_in_f32() {
+    common::fused_ops::check_fused_ops::<Autodiff<NdArray<f32>>>(1e-5, 1e-4);
+    #[cfg(feature = "flex")]
+    common::fused_ops::check_fused_ops::<Autodiff<burn::backend::Flex>>(1e-5, 1e-4);
+}
+
 #[test]
 fn fused_attention_equals_the_explicit_path() {
     check_fused_equals_explicit::<NdArray<f32>>(&Default::default(), 1e-5);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod attention;
+pub mod fused_ops;
 pub mod gpt;
 pub mod recurrent;
 pub mod seq2seq;
