@@ -20,7 +20,7 @@ pub struct AttentionMasks<B: Backend> {
 }
 
 /// Keys and values of a fixed memory, projected and split into heads once by
-/// [`MultiHeadAttention::project_memory`].
+/// [`MultiHeadAttention::project_memory`](crate::nn::MultiHeadAttention::project_memory).
 ///
 /// # Shapes
 /// `keys`, `values`: `[batch, n_kv_heads, key_len, d_head]`

@@ -51,7 +51,7 @@ pub struct GruConfig {
 /// ```
 ///
 /// The gate weights are stored fused (order r, z, n), as PyTorch stores them: see
-/// [`RecurrentWeights`]. Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
+/// [`RecurrentWeights`](crate::nn::RecurrentWeights). Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Gru<B: Backend> {
     /// The stack (its `cells`, sizes and keys are this module's, through `Deref`).

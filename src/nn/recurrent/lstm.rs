@@ -72,7 +72,7 @@ impl<B: Backend> LstmState<B> {
 /// c' = f ⊙ c + i ⊙ g                        h' = o ⊙ tanh(c')   (then h' = W_hr h' with proj_size)
 /// ```
 ///
-/// The gate weights are stored fused, as PyTorch stores them: see [`RecurrentWeights`].
+/// The gate weights are stored fused, as PyTorch stores them: see [`RecurrentWeights`](crate::nn::RecurrentWeights).
 /// Weights trained in PyTorch load with [`TorchWeights::load_pytorch_file`](crate::io::TorchWeights::load_pytorch_file) and save with [`TorchWeights::save_pytorch`](crate::io::TorchWeights::save_pytorch).
 #[derive(Module, Debug)]
 pub struct Lstm<B: Backend> {
