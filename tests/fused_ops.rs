@@ -43,7 +43,7 @@ struct Case {
     dropout: Option<f64>,
 }
 
-fn args(case: &Case) -> AttentionArgs<Ad> {
+fn args_for(case: &Case) -> AttentionArgs<Ad> {
     let (b, tq, tk, h, h_kv, d) = case.dims;
     let device = Default::default();
     let key_padding = case.valid.as_ref().map(|valid| {
@@ -77,7 +77,7 @@ fn args(case: &Case) -> AttentionArgs<Ad> {
 }
 
 fn check(name: &str, case: &Case) {
-    let a = args(case);
+    let a = args_for(case);
     let factors = a.dropout.map(|p| p.factors::<Ad>(a.dims(), &Default::default()));
     let fused = Ad::sdpa(a.clone());
     let reference = composed_attention_dropped(a.clone(), factors);
@@ -162,6 +162,27 @@ fn attention_kernel_matches_the_composition() {
                 dropout: Some(0.3),
             },
         ),
+        // One query over one key, and a decoding step: one query over a padded cache.
+        (
+            "one query, one key",
+            Case {
+                dims: (1, 1, 1, 2, 2, 4),
+                causal: true,
+                valid: None,
+                bias: false,
+                dropout: None,
+            },
+        ),
+        (
+            "decoding step",
+            Case {
+                dims: (2, 1, 9, 4, 2, 8),
+                causal: true,
+                valid: Some(vec![9, 5]),
+                bias: true,
+                dropout: None,
+            },
+        ),
         // More queries than keys: the first queries see no key and get zeros.
         (
             "causal, fewer keys",
@@ -224,7 +245,7 @@ fn tensor_op_backward_matches_the_kernel() {
         bias: true,
         dropout: Some(0.25),
     };
-    let a = args(&case).inner();
+    let a = args_for(&case).inner();
     let (output, lse) = Inner::sdpa_saved(a.clone()).expect("NdArray saves");
     let grad = Tensor::<Inner, 4>::random(output.dims(), Distribution::Normal(0.0, 1.0), &Default::default());
     let kernel = Inner::sdpa_backward(a.clone(), output.clone(), lse.clone(), grad.clone());
@@ -246,7 +267,7 @@ fn attention_dropout_is_reproducible_from_the_seed() {
         bias: false,
         dropout: Some(0.5),
     };
-    let a = args(&case).inner();
+    let a = args_for(&case).inner();
     let run = |seed: u64| {
         let mut a = a.clone();
         a.dropout = Some(AttentionDropout { prob: 0.5, seed });
@@ -387,6 +408,7 @@ fn cross_entropy_matches_pytorch() {
         "cross_entropy_plain",
         "cross_entropy_ignore",
         "cross_entropy_smoothing",
+        "cross_entropy_smoothing_full",
         "cross_entropy_all_ignored",
     ] {
         let f = fixture(name);
@@ -620,4 +642,82 @@ fn cross_entropy_loss_rejects_bad_input() {
             .unwrap_err();
         assert!(matches!(err, Error::Config { .. }), "{err}");
     }
+}
+
+/// Rows of width zero (an empty feature axis, an empty vocabulary) give empty outputs and
+/// gradients instead of a panic; a vocabulary of zero with every row ignored gives NaN, as an
+/// all-ignored batch does in PyTorch.
+#[test]
+fn zero_width_rows_do_not_panic() {
+    let device = Default::default();
+    let x = Tensor::<Ad, 2>::zeros([3, 0], &device).require_grad();
+    let weight = Tensor::<Ad, 1>::zeros([0], &device).require_grad();
+    for kind in [NormKind::Layer, NormKind::Rms] {
+        let (y, _) = Ad::norm(NormArgs {
+            input: x.clone(),
+            weight: weight.clone(),
+            bias: None,
+            eps: 1e-5,
+            kind,
+        });
+        assert_eq!(y.dims(), [3, 0]);
+        let grads = y.sum().backward();
+        assert_eq!(x.grad(&grads).map(|g| g.dims()), Some([3, 0]));
+    }
+    let y = Ad::bias_activation(ActivationArgs {
+        input: x.clone(),
+        bias: Some(weight.clone()),
+        activation: Activation::Gelu,
+    });
+    assert_eq!(y.dims(), [3, 0]);
+    let grads = y.sum().backward();
+    assert_eq!(weight.grad(&grads).map(|g| g.dims()), Some([0]));
+    let (loss, _) = Ad::cross_entropy(CrossEntropyArgs {
+        logits: x.clone(),
+        targets: Tensor::<Ad, 1, Int>::from_data(TensorData::new(vec![-100i64; 3], [3]), &device),
+        ignore_index: -100,
+        label_smoothing: 0.0,
+    });
+    assert!(loss.clone().into_scalar().is_nan());
+    let grads = loss.backward();
+    assert_eq!(x.grad(&grads).map(|g| g.dims()), Some([3, 0]));
+}
+
+/// A NaN in the input comes out as NaN where the composition (and PyTorch) puts it, never as a
+/// finite number: in the loss, and in the attention output of every query that sees the NaN key.
+#[test]
+fn nan_inputs_stay_nan() {
+    let device = Default::default();
+    let mut values: Vec<f64> = (0..12).map(|i| i as f64 / 7.0).collect();
+    values[5] = f64::NAN;
+    let logits = Tensor::<Ad, 2>::from_data(TensorData::new(values, [3, 4]), &device);
+    let args = CrossEntropyArgs {
+        logits,
+        targets: Tensor::<Ad, 1, Int>::from_data(TensorData::new(vec![0i64, 2, 3], [3]), &device),
+        ignore_index: -100,
+        label_smoothing: 0.1,
+    };
+    assert!(Ad::cross_entropy(args.clone()).0.into_scalar().is_nan());
+    assert!(composed_cross_entropy(args).0.into_scalar().is_nan());
+
+    Ad::seed(&device, 25);
+    let mut a = args_for(&Case {
+        dims: (1, 10, 10, 1, 1, 4),
+        causal: true,
+        valid: None,
+        bias: false,
+        dropout: None,
+    });
+    // Key 4 is NaN: queries 0..4 do not see it (causal), queries 4.. do.
+    let mut key: Vec<f64> = a.key.clone().inner().into_data().iter::<f64>().collect();
+    key[4 * 4] = f64::NAN;
+    a.key = Tensor::from_data(TensorData::new(key, [1, 10, 1, 4]), &device);
+    let nan_rows = |t: Tensor<Ad, 4>| -> Vec<bool> {
+        let v: Vec<f64> = t.inner().into_data().iter::<f64>().collect();
+        v.chunks(4).map(|row| row.iter().any(|x| x.is_nan())).collect()
+    };
+    let kernel = nan_rows(Ad::sdpa(a.clone()));
+    let reference = nan_rows(composed_attention_dropped(a, None));
+    assert_eq!(kernel, reference);
+    assert_eq!(kernel, (0..10).map(|i| i >= 4).collect::<Vec<_>>());
 }

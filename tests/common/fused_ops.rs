@@ -110,6 +110,7 @@ pub fn check_fused_ops<B: TrainBackend>(atol: f64, rtol: f64) {
         "cross_entropy_plain",
         "cross_entropy_ignore",
         "cross_entropy_smoothing",
+        "cross_entropy_smoothing_full",
     ] {
         let f = fixture(name);
         let logits = leaf::<B, 2>(&f, "logits");

@@ -102,7 +102,7 @@ fn forward_typed<B: crate::Backend, T: Real>(args: ActivationArgs<B>) -> Tensor<
     let kind = args.activation;
     let rows = (CHUNK / f.max(1)).max(1);
     let bias = bias.unwrap_or_else(|| vec![T::ZERO; f]);
-    x.par_chunks_mut(rows * f)
+    x.par_chunks_mut((rows * f).max(1))
         .for_each(|chunk| dispatch::<T, false>(kind, chunk, &[], &bias, &mut []));
     tensor(x, [n, f], &device)
 }
@@ -133,7 +133,7 @@ fn backward_typed<B: crate::Backend, T: Real>(
     let has_bias = bias.is_some();
     let bias = bias.unwrap_or_else(|| vec![T::ZERO; f]);
     let db = dx
-        .par_chunks_mut(rows * f)
+        .par_chunks_mut((rows * f).max(1))
         .enumerate()
         .map(|(chunk, dxs)| {
             let mut sums = vec![T::ZERO; if has_bias { f } else { 0 }];

@@ -130,25 +130,27 @@ fn backward_typed<B: crate::Backend, T: Real>(
     let targets = std::mem::take(&mut rows.targets);
     // The logits buffer becomes the gradient in place.
     let mut d = std::mem::take(&mut rows.logits);
-    d.par_chunks_mut(ROWS * v).enumerate().for_each(|(chunk, block)| {
-        simd(
-            #[inline(always)]
-            || {
-                for (r, row) in block.chunks_exact_mut(v).enumerate() {
-                    let i = chunk * ROWS + r;
-                    let Some(target) = targets[i] else {
-                        row.fill(T::ZERO);
-                        continue;
-                    };
-                    let l = lse[i];
-                    row.iter_mut()
-                        .for_each(|x| *x = ((*x - l).exp() - smooth) * scale);
-                    if let Some(x) = row.get_mut(target) {
-                        *x += -(T::ONE - eps) * scale;
+    d.par_chunks_mut((ROWS * v).max(1))
+        .enumerate()
+        .for_each(|(chunk, block)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (r, row) in block.chunks_exact_mut(v).enumerate() {
+                        let i = chunk * ROWS + r;
+                        let Some(target) = targets[i] else {
+                            row.fill(T::ZERO);
+                            continue;
+                        };
+                        let l = lse[i];
+                        row.iter_mut()
+                            .for_each(|x| *x = ((*x - l).exp() - smooth) * scale);
+                        if let Some(x) = row.get_mut(target) {
+                            *x += -(T::ONE - eps) * scale;
+                        }
                     }
-                }
-            },
-        )
-    });
+                },
+            )
+        });
     tensor(d, [n, v], &device)
 }

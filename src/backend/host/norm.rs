@@ -32,7 +32,8 @@ fn forward_typed<B: crate::Backend, T: Real>(args: NormArgs<B>) -> (Tensor<B, 2>
     let mut y = vec![T::ZERO; n * d];
     let mut mean = vec![T::ZERO; n];
     let mut rstd = vec![T::ZERO; n];
-    y.par_chunks_mut(ROWS * d)
+    // `.max(1)`: a zero-width row (empty buffers) must not ask rayon for chunks of 0.
+    y.par_chunks_mut((ROWS * d).max(1))
         .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
         .enumerate()
         .for_each(|(chunk, (ys, (means, rstds)))| {
@@ -104,7 +105,7 @@ fn backward_typed<B: crate::Backend, T: Real>(
     let mut dx = vec![T::ZERO; n * d];
     // Per task: [dw | db] column sums, added together afterwards.
     let sums = dx
-        .par_chunks_mut(ROWS * d)
+        .par_chunks_mut((ROWS * d).max(1))
         .enumerate()
         .map(|(chunk, dxs)| {
             simd(
