@@ -307,21 +307,16 @@ fn against_torch<const D: usize, const N: usize>(
 ) {
     let f = fixture(name);
     for fused in [true, false] {
-        let tensors: Vec<Tensor<Ad, 2>> = inputs
+        // Every input as a 2-D leaf (1-D ones as one row), so that its gradient is read there.
+        let roots: Vec<Tensor<Ad, 2>> = inputs
             .iter()
             .map(|k| {
                 let t: Tensor<Ad, 2> = match f.data(k).shape.len() {
-                    1 => leaf::<1>(&f, k).unsqueeze::<2>(),
-                    _ => leaf::<2>(&f, k),
+                    1 => f.tensor::<Ad, 1>(k, &Default::default()).unsqueeze::<2>(),
+                    _ => f.tensor::<Ad, 2>(k, &Default::default()),
                 };
-                t
+                t.require_grad()
             })
-            .collect();
-        // Gradients are taken with respect to the tensors as loaded (1-D ones unsqueezed after
-        // the leaf, so read back through the same op).
-        let roots: Vec<Tensor<Ad, 2>> = tensors
-            .iter()
-            .map(|t| t.clone().detach().require_grad())
             .collect();
         let out = op(fused, &roots, &f);
         let what = format!("{name} ({})", if fused { "fused" } else { "composition" });
@@ -534,17 +529,7 @@ fn row_kernels_match_the_compositions() {
             if let Some(b) = &args.bias {
                 same_grad(&format!("{what} db"), b, &grads);
             }
-            let inner = NormArgs {
-                input: args.input.inner(),
-                weight: args.weight.inner(),
-                bias: args.bias.map(Tensor::inner),
-                eps: args.eps,
-                kind,
-            };
-            let stats = ember_lm::backend::NormStats {
-                mean: stats.mean.inner(),
-                rstd: stats.rstd.inner(),
-            };
+            let (inner, stats) = (args.inner(), stats.inner());
             let kernel = Inner::norm_backward(inner.clone(), stats.clone(), w.clone().inner());
             let ops = composed_norm_backward(inner, stats, w.inner());
             close(&format!("{what} tensor-op dx"), kernel.input, ops.input);
@@ -566,11 +551,7 @@ fn row_kernels_match_the_compositions() {
             if let Some(b) = &args.bias {
                 same_grad(&format!("{what} db"), b, &grads);
             }
-            let inner = ActivationArgs {
-                input: args.input.inner(),
-                bias: args.bias.map(Tensor::inner),
-                activation,
-            };
+            let inner = args.inner();
             let (kx, _) = Inner::bias_activation_backward(inner.clone(), w.clone().inner());
             let (ox, _) = composed_activation_backward(inner, w.inner());
             close(&format!("{what} tensor-op dx"), kx, ox);
@@ -602,12 +583,7 @@ fn row_kernels_match_the_compositions() {
             logits.grad(&gf).unwrap(),
             logits.grad(&gr).unwrap(),
         );
-        let inner = CrossEntropyArgs {
-            logits: logits.inner(),
-            targets: args.targets.inner(),
-            ignore_index: -1,
-            label_smoothing: smoothing,
-        };
+        let inner = args.inner();
         let grad = Tensor::<Inner, 1>::from_data(TensorData::new(vec![1.7], [1]), &device);
         close(
             "cross-entropy tensor-op dlogits",

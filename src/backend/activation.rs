@@ -41,6 +41,17 @@ pub struct ActivationArgs<B: burn::tensor::backend::Backend> {
     pub activation: Activation,
 }
 
+impl<B: burn::tensor::backend::AutodiffBackend> ActivationArgs<B> {
+    /// The same arguments on the inner backend, off the autodiff graph.
+    pub fn inner(&self) -> ActivationArgs<B::InnerBackend> {
+        ActivationArgs {
+            input: self.input.clone().inner(),
+            bias: self.bias.clone().map(Tensor::inner),
+            activation: self.activation,
+        }
+    }
+}
+
 /// The tensor-op composition of [`Backend::bias_activation`], which autodiff differentiates
 /// exactly (burn 0.21's own `gelu` backward is the tanh approximation's derivative).
 pub fn composed_activation<B: burn::tensor::backend::Backend>(args: ActivationArgs<B>) -> Tensor<B, 2> {
@@ -124,11 +135,7 @@ pub(super) fn autodiff_activation<B: Backend, C: CheckpointStrategy>(
                 .node
         }
     };
-    let inner = ActivationArgs {
-        input: args.input.inner(),
-        bias: args.bias.map(Tensor::inner),
-        activation: args.activation,
-    };
+    let inner = args.inner();
     let y = B::bias_activation(inner.clone()).into_primitive().tensor();
     let output = match ActivationBackward
         .prepare::<C>([input, bias])

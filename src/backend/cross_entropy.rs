@@ -48,6 +48,18 @@ impl<B: burn::tensor::backend::Backend> CrossEntropyArgs<B> {
     }
 }
 
+impl<B: burn::tensor::backend::AutodiffBackend> CrossEntropyArgs<B> {
+    /// The same arguments on the inner backend, off the autodiff graph.
+    pub fn inner(&self) -> CrossEntropyArgs<B::InnerBackend> {
+        CrossEntropyArgs {
+            logits: self.logits.clone().inner(),
+            targets: self.targets.clone().inner(),
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+        }
+    }
+}
+
 /// The tensor-op composition of [`Backend::cross_entropy`]: the loss, and every row's
 /// log-sum-exp `[N]`.
 pub fn composed_cross_entropy<B: burn::tensor::backend::Backend>(
@@ -119,12 +131,7 @@ pub(super) fn autodiff_cross_entropy<B: Backend, C: CheckpointStrategy>(
         return composed_cross_entropy(args);
     }
     let node = args.logits.clone().into_primitive().tensor().node;
-    let inner = CrossEntropyArgs {
-        logits: args.logits.inner(),
-        targets: args.targets.inner(),
-        ignore_index: args.ignore_index,
-        label_smoothing: args.label_smoothing,
-    };
+    let inner = args.inner();
     let (loss, lse) = B::cross_entropy(inner.clone());
     let loss = loss.into_primitive().tensor();
     let output = match CrossEntropyBackward

@@ -59,6 +59,29 @@ pub struct NormGrads<B: burn::tensor::backend::Backend> {
     pub bias: Option<Tensor<B, 1>>,
 }
 
+impl<B: burn::tensor::backend::AutodiffBackend> NormArgs<B> {
+    /// The same arguments on the inner backend, off the autodiff graph.
+    pub fn inner(&self) -> NormArgs<B::InnerBackend> {
+        NormArgs {
+            input: self.input.clone().inner(),
+            weight: self.weight.clone().inner(),
+            bias: self.bias.clone().map(Tensor::inner),
+            eps: self.eps,
+            kind: self.kind,
+        }
+    }
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> NormStats<B> {
+    /// The same statistics on the inner backend.
+    pub fn inner(&self) -> NormStats<B::InnerBackend> {
+        NormStats {
+            mean: self.mean.clone().inner(),
+            rstd: self.rstd.clone().inner(),
+        }
+    }
+}
+
 /// The normalised rows before scale and shift, and the statistics.
 fn normalised<B: burn::tensor::backend::Backend>(args: &NormArgs<B>) -> (Tensor<B, 2>, NormStats<B>) {
     let x = args.input.clone();
@@ -160,13 +183,7 @@ pub(super) fn autodiff_norm<B: Backend, C: CheckpointStrategy>(
         node(&args.weight),
         args.bias.as_ref().map_or_else(untracked, node),
     ];
-    let inner = NormArgs {
-        input: args.input.clone().inner(),
-        weight: args.weight.clone().inner(),
-        bias: args.bias.clone().map(Tensor::inner),
-        eps: args.eps,
-        kind: args.kind,
-    };
+    let inner = args.inner();
     let (y, stats) = B::norm(inner.clone());
     let output = match NormBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((inner, stats.clone()), y.into_primitive().tensor()),
