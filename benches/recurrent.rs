@@ -132,13 +132,48 @@ fn bench_forward<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
     group.finish();
 }
 
+/// Decoding with an LSTM: 64 single-token steps of one sequence, the state carried between
+/// calls, as a language model's generation loop runs it (`benches/torch_forward.py`'s `decode`).
+fn bench_decode<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
+    let device = B::Device::default();
+    let mut group = c.benchmark_group(format!("decode/{backend}"));
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.measurement_time(std::time::Duration::from_secs(3));
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    for (_, _, i, h, l) in SHAPES {
+        let lstm = LstmConfig::new(i, h)
+            .with_num_layers(l)
+            .init::<B>(&device)
+            .unwrap();
+        let tokens = Tensor::<B, 3>::random([1, 64, i], Distribution::Normal(0.0, 1.0), &device);
+        // [1, 64, I] -> 64 x [1, 1, I]
+        let steps = tokens.chunk(64, 1);
+        let name = format!("lstm/64_steps_I{i}_H{h}_L{l}");
+        group.bench_function(BenchmarkId::new("ember", name), |bench| {
+            bench.iter(|| {
+                let mut state = None;
+                for x in &steps {
+                    let (_, next) = lstm.forward(x.clone(), state.take()).unwrap();
+                    state = Some(next);
+                }
+                B::sync(&device).ok();
+                state
+            })
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray");
     bench_forward::<NdArray<f32>>(c, "ndarray");
+    bench_decode::<NdArray<f32>>(c, "ndarray");
     #[cfg(feature = "flex")]
     {
         bench_backend::<Autodiff<burn::backend::Flex>>(c, "flex");
         bench_forward::<burn::backend::Flex>(c, "flex");
+        bench_decode::<burn::backend::Flex>(c, "flex");
     }
     #[cfg(feature = "wgpu")]
     {

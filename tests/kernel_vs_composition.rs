@@ -7,7 +7,7 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend as _;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor, s};
 use ember_lm::Backend;
 use ember_lm::backend::{
     CellType, SequenceArgs, SequenceOutput, SequenceOutputGrads, SequenceWeights, composed_sequence,
@@ -280,4 +280,104 @@ fn device_path_matches_the_composition() {
         }
     }
     assert!(checked >= 13, "checked {checked} cases");
+}
+
+/// One step (a decoding call): the kernel reads `W_hh` and `W_hr` as they are instead of
+/// transposing them, and a batch of one over a wide layer splits its GEMV between threads.
+#[test]
+fn single_steps_match_the_composition() {
+    type Inner = NdArray<f64>;
+    Ad::seed(&Default::default(), 14);
+    let kinds = [CellType::RnnTanh, CellType::Lstm, CellType::Gru];
+    // (batch, hidden, proj): 4·256·256 = 2^18 multiply-adds is where the LSTM's GEMV splits.
+    for (n, h, proj) in [
+        (1, 6, 0),
+        (3, 6, 0),
+        (1, 6, 2),
+        (1, 256, 0),
+        (2, 256, 0),
+        (1, 256, 200),
+    ] {
+        for kind in kinds {
+            if proj > 0 && kind != CellType::Lstm {
+                continue;
+            }
+            let case = Case {
+                dims: (1, n, 4, h),
+                kind,
+                bias: true,
+                proj,
+                lengths: None,
+                reverse: false,
+            };
+            let a = args(&case);
+            let r = a.h0.dims()[1];
+            let w = [random([n, 1, r]), random([1, n, r]), random([1, n, h])];
+            check(&case, &a, &w, 1e-8);
+            // Without autodiff: the forward-only kernel, which saves nothing.
+            let inner: SequenceArgs<Inner> = a.inner();
+            let fused = Inner::recurrent_sequence(inner.clone());
+            let reference = composed_sequence(inner);
+            let name = format!("forward-only {kind:?} n={n} h={h} proj={proj}");
+            compare(
+                &format!("{name} output"),
+                fused.output.reshape([-1]),
+                reference.output.reshape([-1]),
+                1e-10,
+            );
+            if let (Some(c), Some(want)) = (fused.c_n, reference.c_n) {
+                compare(&format!("{name} c_n"), c.reshape([-1]), want.reshape([-1]), 1e-10);
+            }
+        }
+    }
+}
+
+/// Weights that are views into larger tensors (not contiguous from their buffer's start) are
+/// read through a copy, not borrowed: the same results as contiguous weights.
+#[test]
+fn weights_that_are_views_give_the_same_results() {
+    type Inner = NdArray<f64>;
+    Ad::seed(&Default::default(), 15);
+    for t in [1, 4] {
+        let case = Case {
+            dims: (t, 2, 4, 6),
+            kind: CellType::Lstm,
+            bias: true,
+            proj: 3,
+            lengths: None,
+            reverse: false,
+        };
+        let a: SequenceArgs<Inner> = args(&case).inner();
+        // A column slice of a wider tensor, and a row slice starting past the buffer's start.
+        let view_of = |w: Tensor<Inner, 2>| {
+            let [rows, cols] = w.dims();
+            let wide = Tensor::cat(vec![w.clone(), w.clone()], 1);
+            let col_view = wide.slice([0..rows, 0..cols]);
+            let tall = Tensor::cat(vec![w.clone(), col_view], 0);
+            tall.slice([rows..2 * rows, 0..cols])
+        };
+        let columns_of = |w: Tensor<Inner, 2>| {
+            let [rows, cols] = w.dims();
+            Tensor::cat(vec![w.clone(), w], 1).slice([0..rows, 0..cols])
+        };
+        let mut viewed = a.clone();
+        viewed.weights.weight_ih = view_of(a.weights.weight_ih.clone());
+        viewed.weights.weight_hh = columns_of(a.weights.weight_hh.clone());
+        viewed.weights.weight_hr = a.weights.weight_hr.clone().map(view_of);
+        viewed.input = Tensor::cat(vec![a.input.clone(), a.input.clone()], 0).slice(s![2..4]);
+        let want = Inner::recurrent_sequence(a);
+        let got = Inner::recurrent_sequence(viewed);
+        compare(
+            &format!("views t={t} output"),
+            got.output.reshape([-1]),
+            want.output.reshape([-1]),
+            0.0,
+        );
+        compare(
+            &format!("views t={t} h_n"),
+            got.h_n.reshape([-1]),
+            want.h_n.reshape([-1]),
+            0.0,
+        );
+    }
 }

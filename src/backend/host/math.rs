@@ -162,6 +162,26 @@ pub(super) fn matmul<T: Real>(
         return;
     }
     assert!(dst.len() >= (m - 1) * ldd + n, "gemm destination too small");
+    let threads = rayon::current_num_threads();
+    if parallel && m == 1 && threads > 1 && n * k >= 1 << 18 {
+        // A GEMV (a decoding step): the gemm crate runs it on one thread, so split the columns.
+        let per = n.div_ceil(threads);
+        dst[..n].par_chunks_mut(per).enumerate().for_each(|(c, d)| {
+            let n0 = c * per;
+            matmul(
+                1,
+                d.len(),
+                k,
+                d,
+                ldd,
+                accumulate,
+                lhs,
+                (&rhs.0[n0 * rhs.2..], rhs.1, rhs.2),
+                false,
+            );
+        });
+        return;
+    }
     let parallelism = if parallel && m * n * k >= 1 << 18 {
         Parallelism::Rayon(0)
     } else {
@@ -258,16 +278,30 @@ pub(super) fn dot_lanes<T: Real>(a: &[T], b: &[T]) -> T {
     acc.iter().fold(tail, |s, &v| s + v)
 }
 
-/// Runs `f` compiled for AVX2 and FMA when the CPU has them (the crate itself targets baseline
-/// x86-64, whose SSE2 loops are half as wide). `f` must be an `#[inline(always)]` closure: only
-/// then is it inlined into the function with those features and vectorised with them.
+/// Runs `f` compiled for AVX-512 (512-bit vectors, twice AVX2's) or else AVX2 and FMA when the
+/// CPU has them (the crate itself targets baseline x86-64, whose SSE2 loops are a quarter as
+/// wide). `f` must be an `#[inline(always)]` closure: only then is it inlined into the function
+/// with those features and vectorised with them. Results do not depend on the width: the
+/// kernels' reductions keep a fixed number of lanes, and nothing is fused into FMAs implicitly.
 #[inline(always)]
 pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features.
-        return unsafe { with_avx2_fma(f) };
+    {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features.
+            return unsafe { with_avx512(f) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features.
+            return unsafe { with_avx2_fma(f) };
+        }
     }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -314,14 +348,27 @@ impl<T> Shared<T> {
 pub(super) fn transpose<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
     const TILE: usize = 16;
     let mut out = vec![T::ZERO; rows * cols];
-    for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..cols).step_by(TILE) {
+    if rows == 0 || cols == 0 {
+        return out;
+    }
+    // Bands of TILE output rows (input columns), in parallel for a large weight (a 2048 × 512
+    // LSTM weight is 4 MiB, and its transpose is redone on every call).
+    let band = |(b, dst): (usize, &mut [T])| {
+        let j0 = b * TILE;
+        let width = dst.len() / rows;
+        for i0 in (0..rows).step_by(TILE) {
             for i in i0..(i0 + TILE).min(rows) {
-                for j in j0..(j0 + TILE).min(cols) {
-                    out[j * rows + i] = m[i * cols + j];
+                let src = &m[i * cols + j0..i * cols + j0 + width];
+                for (jj, v) in src.iter().enumerate() {
+                    dst[jj * rows + i] = *v;
                 }
             }
         }
+    };
+    if rows * cols >= 1 << 18 {
+        out.par_chunks_mut(TILE * rows).enumerate().for_each(band);
+    } else {
+        out.chunks_mut(TILE * rows).enumerate().for_each(band);
     }
     out
 }

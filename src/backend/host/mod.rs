@@ -16,6 +16,7 @@ pub(super) mod cross_entropy;
 mod math;
 pub(super) mod norm;
 mod shards;
+mod view;
 
 use std::sync::Arc;
 
@@ -24,7 +25,8 @@ use rayon::prelude::*;
 
 pub(crate) use math::Real;
 use math::{Shared, for_shards, matmul, transpose};
-use shards::{BwdBufs, Ctx, FwdBufs, backward_shard, forward_shard};
+use shards::{BwdBufs, Ctx, FwdBufs, StepWeights, backward_shard, forward_shard};
+use view::HostSlice;
 
 use super::saved::{Saved, SavedSequence};
 use super::{CellType, SequenceArgs, SequenceGrads, SequenceOutput, SequenceOutputGrads};
@@ -54,10 +56,10 @@ pub(crate) struct Work<T> {
     pub(super) lengths: Option<Vec<usize>>,
     pub(super) dims: Dims,
     pub(super) has_bias: bool,
-    pub(super) x: Vec<T>,
-    pub(super) w_ih: Vec<T>,
-    pub(super) w_hh: Vec<T>,
-    pub(super) w_hr: Option<Vec<T>>,
+    pub(super) x: HostSlice<T>,
+    pub(super) w_ih: HostSlice<T>,
+    pub(super) w_hh: HostSlice<T>,
+    pub(super) w_hr: Option<HostSlice<T>>,
     /// State before each step: `[N, T, R]` (batch-major, like every per-step buffer here).
     pub(super) h_prev: Vec<T>,
     /// Activated gates: `[N, T, G*H]` (LSTM i f g o, GRU r z n, RNN h').
@@ -126,10 +128,11 @@ fn forward_typed<B: super::Backend, T: Real>(
     let has_bias = w.bias_ih.is_some();
     let lengths = lengths.filter(|l| l.iter().any(|&l| l < t_len));
 
-    let x: Vec<T> = to_vec(input);
-    let w_ih: Vec<T> = to_vec(w.weight_ih);
-    let w_hh: Vec<T> = to_vec(w.weight_hh);
-    let w_hr: Option<Vec<T>> = w.weight_hr.map(to_vec);
+    // Borrowed where the backend allows: no copy of the weights on every (decoding) call.
+    let x = HostSlice::<T>::of(input);
+    let w_ih = HostSlice::<T>::of(w.weight_ih);
+    let w_hh = HostSlice::<T>::of(w.weight_hh);
+    let w_hr = w.weight_hr.map(HostSlice::<T>::of);
     let b_ih: Option<Vec<T>> = w.bias_ih.map(to_vec);
     let b_hh: Option<Vec<T>> = w.bias_hh.map(to_vec);
     let mut hs: Vec<T> = to_vec(h0);
@@ -200,16 +203,30 @@ fn forward_typed<B: super::Backend, T: Real>(
         lengths: lengths.as_deref(),
         d,
     };
-    // Transposed copies, [R, G*H] and [H, P] row-major: as GEMM right-hand sides in this layout
-    // they need no repacking, which otherwise copies the whole weight on every step.
-    let w_hh_t = transpose(&w_hh, gh, r);
-    let w_hr_t = w_hr.as_ref().map(|w| transpose(w, p, h));
-    let weights = (&w_hh_t[..], w_hr_t.as_deref(), &b_hn[..]);
+    // Over several steps: transposed copies, [R, G*H] and [H, P] row-major. As GEMM right-hand
+    // sides in this layout they need no repacking, which otherwise copies the whole weight on
+    // every step. A single step (decoding) reads the weights as they are: one GEMV per row
+    // against contiguous weight rows, cheaper than the transpose itself.
+    let single = t_len == 1;
+    let w_hh_t = (!single).then(|| transpose(&w_hh, gh, r));
+    let w_hr_t = w_hr.as_ref().filter(|_| !single).map(|w| transpose(w, p, h));
+    let weights = StepWeights {
+        w_hh: match &w_hh_t {
+            Some(t) => (&t[..], gh, 1),
+            None => (&w_hh[..], 1, r),
+        },
+        w_hr: match (&w_hr_t, &w_hr) {
+            (Some(t), _) => Some((&t[..], p, 1)),
+            (None, Some(w)) => Some((&w[..], 1, h)),
+            (None, None) => None,
+        },
+        b_hn: &b_hn,
+    };
     // Sequences are independent: each shard of the batch runs the whole recurrence on its own
     // rows, with no synchronisation between steps.
     for_shards(n, t_len * gh * r, |rows| {
         // SAFETY: shards own disjoint rows of every buffer.
-        unsafe { forward_shard(&ctx, rows, save, &xp, weights, bufs) }
+        unsafe { forward_shard(&ctx, rows, save, &xp, &weights, bufs) }
     });
 
     let output = SequenceOutput {
@@ -318,7 +335,7 @@ pub(crate) fn backward_typed<B: super::Backend, T: Real>(
             i,
             false,
             (&dxp, gh, 1),
-            (&w.w_ih, i, 1),
+            (&w.w_ih[..], i, 1),
             true,
         );
         tensor::<B, 3, T>(dx, [n, t_len, i], device)

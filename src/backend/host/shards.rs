@@ -1,7 +1,7 @@
 //! One shard of a layer-direction: the forward step loop and the backward step loop over a range
 //! of batch rows, with the AVX2/FMA versions chosen at run time.
 
-use super::math::{Real, Shared, add_into, matmul};
+use super::math::{Real, Shared, add_into, matmul, simd};
 use super::{Dims, Work};
 use crate::backend::CellType;
 
@@ -35,6 +35,14 @@ pub(super) struct FwdBufs<T> {
     pub(super) cs: Option<Shared<T>>,
 }
 
+/// The recurrent weights a forward step multiplies by, each as (values, row stride, column
+/// stride) of the GEMM's right-hand side: `W_hhᵀ` `[R, G*H]`, `W_hrᵀ` `[H, P]`; and GRU's `b_hn`.
+pub(super) struct StepWeights<'a, T> {
+    pub(super) w_hh: (&'a [T], usize, usize),
+    pub(super) w_hr: Option<(&'a [T], usize, usize)>,
+    pub(super) b_hn: &'a [T],
+}
+
 /// One shard of the forward pass: rows `rows` of the batch over every step.
 ///
 /// # Safety
@@ -45,9 +53,10 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
     rows: std::ops::Range<usize>,
     save: bool,
     xp: &[T],
-    (w_hh_t, w_hr_t, b_hn): (&[T], Option<&[T]>, &[T]),
+    weights: &StepWeights<T>,
     bufs: FwdBufs<T>,
 ) {
+    let b_hn = weights.b_hn;
     let Dims {
         t: t_len, h, r, p, ..
     } = ctx.d;
@@ -70,8 +79,8 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
             gh,
             false,
             (hs, r, 1),
-            (w_hh_t, gh, 1),
-            false,
+            weights.w_hh,
+            nb == 1,
         );
         for bi in 0..nb {
             let b = b0 + bi;
@@ -158,18 +167,8 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
                 }
             }
         }
-        let new_state: &[T] = if let Some(w_hr_t) = w_hr_t {
-            matmul(
-                nb,
-                p,
-                h,
-                &mut projected,
-                p,
-                false,
-                (&h_new, h, 1),
-                (w_hr_t, p, 1),
-                false,
-            );
+        let new_state: &[T] = if let Some(w_hr) = weights.w_hr {
+            matmul(nb, p, h, &mut projected, p, false, (&h_new, h, 1), w_hr, nb == 1);
             &projected
         } else {
             &h_new
@@ -185,8 +184,8 @@ pub(super) unsafe fn forward_shard_body<T: Real>(
     }
 }
 
-/// Runs one shard of the forward pass, with the gate arithmetic compiled for AVX2 and FMA when the
-/// CPU has them (the crate itself targets baseline x86-64).
+/// Runs one shard of the forward pass, with the gate arithmetic compiled for the widest vectors
+/// the CPU has ([`simd`]).
 ///
 /// # Safety
 /// As [`forward_shard_body`].
@@ -195,28 +194,14 @@ pub(super) unsafe fn forward_shard<T: Real>(
     rows: std::ops::Range<usize>,
     save: bool,
     xp: &[T],
-    weights: (&[T], Option<&[T]>, &[T]),
+    weights: &StepWeights<T>,
     bufs: FwdBufs<T>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features; the caller upholds the rest.
-        return unsafe { forward_shard_avx2(ctx, rows, save, xp, weights, bufs) };
-    }
-    unsafe { forward_shard_body(ctx, rows, save, xp, weights, bufs) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn forward_shard_avx2<T: Real>(
-    ctx: &Ctx,
-    rows: std::ops::Range<usize>,
-    save: bool,
-    xp: &[T],
-    weights: (&[T], Option<&[T]>, &[T]),
-    bufs: FwdBufs<T>,
-) {
-    unsafe { forward_shard_body(ctx, rows, save, xp, weights, bufs) }
+    // SAFETY: the caller upholds forward_shard_body's contract.
+    simd(
+        #[inline(always)]
+        || unsafe { forward_shard_body(ctx, rows, save, xp, weights, bufs) },
+    )
 }
 
 /// Runs one shard of the backward pass; see [`forward_shard`].
@@ -230,24 +215,11 @@ pub(super) unsafe fn backward_shard<T: Real>(
     d_out: &[T],
     bufs: BwdBufs<T>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features; the caller upholds the rest.
-        return unsafe { backward_shard_avx2(ctx, rows, w, d_out, bufs) };
-    }
-    unsafe { backward_shard_body(ctx, rows, w, d_out, bufs) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn backward_shard_avx2<T: Real>(
-    ctx: &Ctx,
-    rows: std::ops::Range<usize>,
-    w: &Work<T>,
-    d_out: &[T],
-    bufs: BwdBufs<T>,
-) {
-    unsafe { backward_shard_body(ctx, rows, w, d_out, bufs) }
+    // SAFETY: the caller upholds backward_shard_body's contract.
+    simd(
+        #[inline(always)]
+        || unsafe { backward_shard_body(ctx, rows, w, d_out, bufs) },
+    )
 }
 
 /// The backward pass's buffers (batch-major `[N, T, ·]`, or `[N, ·]` for state gradients).
