@@ -389,3 +389,61 @@ fn bad_generation_settings_are_errors() {
     // Streaming without a tokenizer.
     assert!(generator.generate_streaming(&[0], |_| {}).is_err());
 }
+
+/// Decoding from host ids (what generation feeds back) gives the logits of the tensor path, and
+/// ids checked on the host fail as the device check does: a typed error naming the id.
+#[test]
+fn host_ids_decode_like_tensor_ids() {
+    use ember_lm::models::{GptConfig, RnnLmConfig};
+    let gpt = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&dev()).unwrap();
+    let ids = [3u32, 1, 4, 1, 5, 9];
+    let tensor = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [2, 3]),
+        &dev(),
+    );
+    let mut a = gpt.init_state(2, &dev());
+    let mut b = gpt.init_state(2, &dev());
+    let want = gpt.step(tensor.clone(), &mut a).unwrap();
+    let got = gpt.step_ids(&ids, 2, &mut b, &dev()).unwrap();
+    assert_eq!(got.into_data(), want.into_data());
+    // A second step on each state: the caches advanced alike.
+    let want = gpt.step(tensor.clone().slice([0..2, 0..1]), &mut a).unwrap();
+    let got = gpt.step_ids(&[3, 1], 2, &mut b, &dev()).unwrap();
+    assert_eq!(got.into_data(), want.into_data());
+
+    let rnn = RnnLmConfig::new(10, 4, 6).init::<B>(&dev()).unwrap();
+    let (mut a, mut b) = (rnn.init_state(2, &dev()), rnn.init_state(2, &dev()));
+    let want = rnn.step(tensor, &mut a).unwrap();
+    let got = rnn.step_ids(&ids, 2, &mut b, &dev()).unwrap();
+    assert_eq!(got.into_data(), want.into_data());
+
+    let mut cache = gpt.init_state(1, &dev());
+    let err = gpt.step_ids(&[2, 10], 1, &mut cache, &dev()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TokenId {
+                found: 10,
+                vocab_size: 10
+            }
+        ),
+        "{err}"
+    );
+    let err = rnn.step_ids(&[12], 1, &mut None, &dev()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TokenId {
+                found: 12,
+                vocab_size: 10
+            }
+        ),
+        "{err}"
+    );
+    // Ids that do not split into `batch` equal rows, no ids, and no rows.
+    for (ids, batch) in [(&[1u32, 2, 3][..], 2), (&[][..], 1), (&[1][..], 0)] {
+        let err = gpt.step_ids(ids, batch, &mut cache, &dev()).unwrap_err();
+        assert!(err.to_string().contains("rows of equal length"), "{err}");
+    }
+    assert_eq!(cache.len(), 0, "a refused step leaves the cache as it was");
+}

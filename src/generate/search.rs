@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::config::{BeamStopping, GenerationConfig};
 use super::processors::{
@@ -188,11 +188,6 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         Ok(prompt)
     }
 
-    fn ids_tensor(&self, ids: &[u32], rows: usize) -> Tensor<B, 2, Int> {
-        let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        Tensor::from_data(TensorData::new(data, [rows, ids.len() / rows]), &self.device)
-    }
-
     fn stop_string_hit(&self, generated: &[u32]) -> bool {
         match (self.tokenizer, self.config.stop_strings.is_empty()) {
             (Some(tok), false) => {
@@ -214,7 +209,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         let c = &self.config;
         let mut rng = SplitMix64::derive(c.seed, &[prompt_index, seq_index]);
         let mut state = self.model.init_state(1, &self.device);
-        let mut row = host_rows(self.model.step(self.ids_tensor(prompt, 1), &mut state)?)?.remove(0);
+        let mut row = host_rows(self.model.step_ids(prompt, 1, &mut state, &self.device)?)?.remove(0);
         let mut all = prompt.to_vec();
         let mut tokens = Vec::new();
         let mut score = 0.0;
@@ -252,7 +247,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             if max_len.is_some_and(|m| all.len() >= m) {
                 break FinishReason::Context;
             }
-            row = host_rows(self.model.step(self.ids_tensor(&[token], 1), &mut state)?)?.remove(0);
+            row = host_rows(self.model.step_ids(&[token], 1, &mut state, &self.device)?)?.remove(0);
         };
         Ok(Generation {
             tokens,
@@ -267,7 +262,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         let c = &self.config;
         let k = c.num_beams;
         let mut state = self.model.init_state(1, &self.device);
-        let first = host_rows(self.model.step(self.ids_tensor(prompt, 1), &mut state)?)?.remove(0);
+        let first = host_rows(self.model.step_ids(prompt, 1, &mut state, &self.device)?)?.remove(0);
         self.model.reorder_state(&mut state, &vec![0; k])?;
         let mut rows = vec![first; k];
         let mut beams: Vec<Vec<u32>> = vec![Vec::new(); k];
@@ -354,7 +349,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             beam_scores = next.iter().map(|n| n.0).collect();
             self.model.reorder_state(&mut state, &sources)?;
             let tokens: Vec<u32> = next.iter().map(|n| n.2).collect();
-            rows = host_rows(self.model.step(self.ids_tensor(&tokens, k), &mut state)?)?;
+            rows = host_rows(self.model.step_ids(&tokens, k, &mut state, &self.device)?)?;
         }
         if max_new == 0 {
             // Nothing may be generated (max_new_tokens = 0, or the prompt fills the context).

@@ -201,7 +201,7 @@ impl<B: Backend> Gpt<B> {
     /// - `ids`: `[batch, time]` with `time <= block_size` and ids in `0..vocab_size`
     /// - output: `[batch, time, vocab_size]`
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        let mut x = self.embed(ids, 0)?;
+        let mut x = self.embed(ids, 0, false)?;
         let causal = causal();
         for block in &self.h {
             x = block.forward(x, &causal)?;
@@ -228,6 +228,28 @@ impl<B: Backend> Gpt<B> {
     /// - `ids`: `[batch, new]` with `cache.len() + new <= block_size`
     /// - output: `[batch, new, vocab_size]`
     pub fn forward_cached(&self, ids: Tensor<B, 2, Int>, cache: &mut GptCache<B>) -> Result<Tensor<B, 3>> {
+        self.decode(ids, cache, false)
+    }
+
+    /// [`forward_cached`](Self::forward_cached) for ids on the host, `batch` rows of
+    /// `ids.len() / batch` tokens: they are checked against the vocabulary on the host, so a
+    /// decoding step reads nothing back from the device but its logits.
+    ///
+    /// # Shapes
+    /// - `ids`: `batch * new` tokens, row after row; output `[batch, new, vocab_size]`
+    pub fn forward_cached_ids(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        cache: &mut GptCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let device = self.wte.val().device();
+        let ids = crate::nn::host_ids("Gpt ids", ids, batch, self.vocab_size, &device)?;
+        self.decode(ids, cache, true)
+    }
+
+    /// The cached forward; `checked`: the ids were checked on the host.
+    fn decode(&self, ids: Tensor<B, 2, Int>, cache: &mut GptCache<B>, checked: bool) -> Result<Tensor<B, 3>> {
         if cache.layers.len() != self.h.len() {
             return Err(Error::Config {
                 module: "GptCache",
@@ -238,7 +260,7 @@ impl<B: Backend> Gpt<B> {
                 ),
             });
         }
-        let mut x = self.embed(ids, cache.len())?;
+        let mut x = self.embed(ids, cache.len(), checked)?;
         let causal = causal();
         for (block, layer_cache) in self.h.iter().zip(cache.layers.iter_mut()) {
             x = block.forward_cached(x, layer_cache, &causal)?;
@@ -246,8 +268,9 @@ impl<B: Backend> Gpt<B> {
         Ok(self.head(x))
     }
 
-    /// `dropout(wte[ids] + wpe[offset ..])`, after checking ids and length.
-    fn embed(&self, ids: Tensor<B, 2, Int>, offset: usize) -> Result<Tensor<B, 3>> {
+    /// `dropout(wte[ids] + wpe[offset ..])`, after checking the length and (unless `checked`,
+    /// already done on the host) the ids.
+    fn embed(&self, ids: Tensor<B, 2, Int>, offset: usize, checked: bool) -> Result<Tensor<B, 3>> {
         let time = ids.dims()[1];
         if offset + time > self.block_size {
             return Err(Error::TooLong {
@@ -256,7 +279,11 @@ impl<B: Backend> Gpt<B> {
                 max: self.block_size,
             });
         }
-        let tokens = crate::nn::lookup("Gpt ids", &self.wte.val(), ids)?;
+        let tokens = if checked {
+            crate::nn::lookup_checked(&self.wte.val(), ids)
+        } else {
+            crate::nn::lookup("Gpt ids", &self.wte.val(), ids)?
+        };
         Ok(self.drop.forward(self.wpe.forward(tokens, offset)?))
     }
 

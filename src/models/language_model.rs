@@ -29,6 +29,27 @@ pub trait LanguageModel<B: Backend> {
     /// `[batch, new, vocab]` and advances the state.
     fn step(&self, ids: Tensor<B, 2, Int>, state: &mut Self::State) -> Result<Tensor<B, 3>>;
 
+    /// [`step`](Self::step) for ids on the host, `batch` rows of `ids.len() / batch` tokens (how
+    /// generation feeds its sampled tokens). `Gpt` and `RnnLm` check them on the host, which
+    /// spares a read back from the device per step; the default builds the tensor and calls
+    /// `step`.
+    fn step_ids(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        state: &mut Self::State,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 3>> {
+        let ids = crate::nn::host_ids(
+            "LanguageModel::step_ids ids",
+            ids,
+            batch,
+            self.vocab_size(),
+            device,
+        )?;
+        self.step(ids, state)
+    }
+
     /// Keeps the state's batch rows `indices`, in that order (beam search).
     fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()>;
 }
@@ -79,6 +100,16 @@ impl<B: Backend> LanguageModel<B> for Gpt<B> {
         self.forward_cached(ids, state)
     }
 
+    fn step_ids(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        state: &mut GptCache<B>,
+        _: &B::Device,
+    ) -> Result<Tensor<B, 3>> {
+        self.forward_cached_ids(ids, batch, state)
+    }
+
     fn reorder_state(&self, state: &mut GptCache<B>, indices: &[usize]) -> Result<()> {
         let device = self.wte.val().device();
         state.reorder(index_tensor::<B>(indices, &device))
@@ -109,6 +140,18 @@ impl<B: Backend> LanguageModel<B> for RnnLm<B> {
 
     fn step(&self, ids: Tensor<B, 2, Int>, state: &mut RnnLmState<B>) -> Result<Tensor<B, 3>> {
         let (logits, next) = self.forward(ids, state.take())?;
+        *state = Some(next);
+        Ok(logits)
+    }
+
+    fn step_ids(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        state: &mut RnnLmState<B>,
+        _: &B::Device,
+    ) -> Result<Tensor<B, 3>> {
+        let (logits, next) = self.forward_ids(ids, batch, state.take())?;
         *state = Some(next);
         Ok(logits)
     }

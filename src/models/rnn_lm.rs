@@ -114,9 +114,31 @@ impl<B: Backend> RnnLm<B> {
         ids: Tensor<B, 2, Int>,
         state: Option<RecurrentState<B>>,
     ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
-        let x = self
-            .dropout
-            .forward(lookup("RnnLm input ids", &self.encoder.val(), ids)?);
+        let x = lookup("RnnLm input ids", &self.encoder.val(), ids)?;
+        self.run(x, state)
+    }
+
+    /// [`forward`](Self::forward) for ids on the host, `batch` rows of `ids.len() / batch`
+    /// tokens: they are checked against the vocabulary on the host, so a decoding step reads
+    /// nothing back from the device but its logits.
+    pub fn forward_ids(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        state: Option<RecurrentState<B>>,
+    ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
+        let table = self.encoder.val();
+        let ids = crate::nn::host_ids("RnnLm input ids", ids, batch, self.vocab_size, &table.device())?;
+        self.run(crate::nn::lookup_checked(&table, ids), state)
+    }
+
+    /// Everything after the embedding lookup `x` `[batch, time, embed]`.
+    fn run(
+        &self,
+        x: Tensor<B, 3>,
+        state: Option<RecurrentState<B>>,
+    ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
+        let x = self.dropout.forward(x);
         let (out, state) = self.rnn.forward(x, None, state)?;
         let out = self.dropout.forward(out);
         let out = match &self.proj {

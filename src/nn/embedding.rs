@@ -22,13 +22,51 @@ pub(crate) fn lookup<B: Backend>(
             &ids.dims(),
         ));
     }
-    let [vocab, d] = table.dims();
-    check_ids(&ids, vocab)?;
+    check_ids(&ids, table.dims()[0])?;
+    Ok(lookup_checked(table, ids))
+}
+
+/// `table[ids]` for ids already checked against the table (on the host, by [`host_ids`]).
+///
+/// # Shapes
+/// - `table`: `[vocab, d]`; `ids`: `[batch, len]`, both > 0; output `[batch, len, d]`
+pub(crate) fn lookup_checked<B: Backend>(table: &Tensor<B, 2>, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    let [batch, len] = ids.dims();
+    let d = table.dims()[1];
     // [B, L] -> [B*L] -> [B*L, D] -> [B, L, D]
-    Ok(table
+    table
         .clone()
         .select(0, ids.reshape([batch * len]))
-        .reshape([batch, len, d]))
+        .reshape([batch, len, d])
+}
+
+/// Host ids `[batch, ids.len() / batch]` as a tensor, after checking them against `vocab_size`
+/// on the host: a decoding step then reads nothing back from the device but its logits.
+pub(crate) fn host_ids<B: Backend>(
+    what: &str,
+    ids: &[u32],
+    batch: usize,
+    vocab_size: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>> {
+    if batch == 0 || ids.is_empty() || !ids.len().is_multiple_of(batch) {
+        return Err(Error::shape(
+            what,
+            format!("{batch} rows of equal length > 0 (batch = {batch})"),
+            &[ids.len()],
+        ));
+    }
+    if let Some(&found) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+        return Err(Error::TokenId {
+            found: i64::from(found),
+            vocab_size,
+        });
+    }
+    let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    Ok(Tensor::from_data(
+        burn::tensor::TensorData::new(data, [batch, ids.len() / batch]),
+        device,
+    ))
 }
 
 /// An [`Error::TokenId`] for the first id outside `0..vocab_size` (reads two scalars back).

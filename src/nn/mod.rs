@@ -13,7 +13,7 @@ mod transformer;
 
 pub use activation::FeedForwardActivation;
 pub use attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
-pub(crate) use embedding::lookup;
+pub(crate) use embedding::{host_ids, lookup, lookup_checked};
 pub use kv_cache::KvCache;
 pub use limits::MAX_PARAM_ELEMENTS;
 pub(crate) use limits::check_param_size;
