@@ -14,10 +14,9 @@
 //! bits per character next to the model's validation bits per character: the gap is what the model
 //! has left to learn.
 //!
-//! Options: `--model lstm|gru|rnn|gpt`, `--device cpu|flex|wgpu` (those compiled in; default
-//! `flex` when built with `--features flex`, else `cpu`), `--steps N`, `--out DIR`, `--resume DIR`,
-//! `--seed N`; for `generate`: `--from DIR`, `--prompt TEXT`, `--tokens N`, `--temperature T`,
-//! `--top-k K`, `--top-p P`, `--seed N`.
+//! `char_lm --help` and `char_lm generate --help` list every option with its default: the model
+//! family and sizes, device, learning rate, batch size, steps, validation and checkpoint intervals,
+//! seed and run directory; and for `generate`, the run to load and the sampling settings.
 
 use std::path::PathBuf;
 
@@ -32,132 +31,157 @@ use ember_lm::optim::{Algorithm, DecayGroups, GradClip, LrSchedule, OptimizerCon
 use ember_lm::train::{FitReport, GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig, load_model};
 use ember_lm::{Error, Result};
 
-/// Command-line options.
-#[derive(Debug, Clone)]
-struct Options {
-    generate: bool,
-    model: String,
-    device: String,
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli::Device;
+
+/// Train a character-level language model, checkpoint it, and generate text with it.
+#[derive(Parser, Debug)]
+#[command(name = "char_lm", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate text with a trained run.
+    Generate(GenerateArgs),
+}
+
+/// The model families `--model` chooses from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelKind {
+    /// An LSTM language model (PyTorch's word_language_model, on characters).
+    Lstm,
+    /// The same with a GRU.
+    Gru,
+    /// The same with a tanh RNN.
+    Rnn,
+    /// A GPT (nanoGPT's model).
+    Gpt,
+}
+
+/// Training options. The model's sizes apply to a new run; `--resume` takes them from the run.
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = ModelKind::Lstm, conflicts_with = "resume")]
+    model: ModelKind,
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = Device::best_compiled())]
+    device: Device,
+    /// Optimizer steps [default: 600, or 1000 for gpt].
+    #[arg(long)]
     steps: Option<u64>,
+    /// A UTF-8 text file to train on [default: a ToyGrammar corpus made in code].
+    #[arg(long)]
     corpus: Option<PathBuf>,
+    /// The run directory (checkpoints, metrics.csv, TensorBoard events, loss.svg).
+    #[arg(long, default_value = "runs/char_lm")]
     out: PathBuf,
+    /// Continue the run in this directory from its last checkpoint, up to `--steps` in all.
+    #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
-    from: Option<PathBuf>,
-    prompt: String,
-    tokens: usize,
-    temperature: f64,
-    top_k: usize,
-    top_p: f64,
+    /// Seed of the initial weights, batch order and dropout.
+    #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// Peak learning rate of the warmup-cosine schedule [default: 3e-3, or 1e-3 for gpt].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Sequences per batch: parallel streams, or windows for gpt [default: 32, or 12 for gpt].
+    #[arg(long, conflicts_with = "resume")]
+    batch_size: Option<usize>,
+    /// Characters per sequence: the truncated-BPTT length, or gpt's block size.
+    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
+    block_size: usize,
+    /// Hidden size, or gpt's embedding width n_embd [default: 256, or 128 for gpt].
+    #[arg(long, conflicts_with = "resume")]
+    hidden: Option<usize>,
+    /// Layers [default: 1, or 4 for gpt].
+    #[arg(long, conflicts_with = "resume")]
+    layers: Option<usize>,
+    /// Attention heads (gpt).
+    #[arg(long, default_value_t = 4, conflicts_with = "resume")]
+    heads: usize,
+    /// Embedding size of the recurrent models.
+    #[arg(long, default_value_t = 128, conflicts_with = "resume")]
+    embed: usize,
+    /// Dropout probability.
+    #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
+    dropout: f64,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 200)]
+    valid_every: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Log the training loss every this many steps.
+    #[arg(long, default_value_t = 50)]
+    log_every: u64,
 }
 
-fn parse() -> Result<Options> {
-    let default_device = if cfg!(feature = "flex") { "flex" } else { "cpu" };
-    let mut o = Options {
-        generate: false,
-        model: "lstm".into(),
-        device: default_device.into(),
-        steps: None,
-        corpus: None,
-        out: PathBuf::from("runs/char_lm"),
-        resume: None,
-        from: None,
-        prompt: "the ".into(),
-        tokens: 200,
-        temperature: 0.8,
-        top_k: 0,
-        top_p: 1.0,
-        seed: 1337,
-    };
-    let mut args = std::env::args().skip(1);
-    let bad = |m: String| Error::Config {
-        module: "char_lm",
-        message: m,
-    };
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| bad(format!("{name} needs a value")));
-        match a.as_str() {
-            "generate" => o.generate = true,
-            "--model" => o.model = value("--model")?,
-            "--device" => o.device = value("--device")?,
-            "--steps" => o.steps = Some(parse_as("--steps", &value("--steps")?)?),
-            "--corpus" => o.corpus = Some(value("--corpus")?.into()),
-            "--out" => o.out = value("--out")?.into(),
-            "--resume" => o.resume = Some(value("--resume")?.into()),
-            "--from" => o.from = Some(value("--from")?.into()),
-            "--prompt" => o.prompt = value("--prompt")?,
-            "--tokens" => o.tokens = parse_as("--tokens", &value("--tokens")?)?,
-            "--temperature" => o.temperature = parse_as("--temperature", &value("--temperature")?)?,
-            "--top-k" => o.top_k = parse_as("--top-k", &value("--top-k")?)?,
-            "--top-p" => o.top_p = parse_as("--top-p", &value("--top-p")?)?,
-            "--seed" => o.seed = parse_as("--seed", &value("--seed")?)?,
-            other => {
-                return Err(bad(format!(
-                    "unknown argument `{other}` (see the header of examples/char_lm.rs)"
-                )));
-            }
-        }
-    }
-    if !["lstm", "gru", "rnn", "gpt"].contains(&o.model.as_str()) {
-        return Err(bad(format!(
-            "--model must be lstm, gru, rnn or gpt, found `{}`",
-            o.model
-        )));
-    }
-    Ok(o)
+/// Generation options.
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// The run directory to load (written by training).
+    #[arg(long, value_name = "RUN_DIR")]
+    from: PathBuf,
+    /// The text to continue.
+    #[arg(long, default_value = "the ")]
+    prompt: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 200)]
+    tokens: usize,
+    /// Sampling temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample among the k most likely characters only (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Sample within the smallest set of this much probability (1: all).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = Device::best_compiled())]
+    device: Device,
 }
 
-/// `text`, the value of the option `name`, as a number.
-fn parse_as<T: std::str::FromStr>(name: &str, text: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| Error::Config {
-        module: "char_lm",
-        message: format!("{name}: {e}"),
-    })
-}
-
-/// What the run directory remembers besides the checkpoints, so that `generate` can rebuild the
-/// model.
+/// What the run directory remembers besides the checkpoints, so that `generate` and `--resume`
+/// can rebuild the model.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunInfo {
     model: String,
     rnn: Option<RnnLmConfig>,
     gpt: Option<GptConfig>,
     source_bits_per_char: Option<f64>,
+    /// Sequences per batch and characters per sequence (absent in runs before these options).
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default)]
+    block_size: Option<usize>,
 }
 
 fn main() {
-    if let Err(e) = parse().and_then(run) {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Generate(g)) => cli::on_device!("char_lm", g.device, generate(g)),
+        None => cli::on_device!("char_lm", cli.train.device, train(&cli.train)),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(o: Options) -> Result<()> {
-    match o.device.as_str() {
-        "cpu" => go::<burn::backend::Autodiff<burn::backend::NdArray>>(o),
-        #[cfg(feature = "flex")]
-        "flex" => go::<burn::backend::Autodiff<burn::backend::Flex>>(o),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => go::<burn::backend::Autodiff<burn::backend::Wgpu>>(o),
-        other => Err(Error::Config {
-            module: "char_lm",
-            message: format!("device `{other}` is not compiled in (features: ndarray = cpu, flex, wgpu)"),
-        }),
-    }
-}
-
-fn go<B: ember_lm::TrainBackend>(o: Options) -> Result<()> {
-    if o.generate {
-        generate::<B>(&o)
-    } else {
-        train::<B>(&o)
-    }
-}
-
-fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
+fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
     let device = B::Device::default();
     // The weights drawn at `init` come from the seed too (the trainer seeds the lazy ones).
     ember_lm::train::seed_everything::<B>(o.seed, &device);
@@ -169,17 +193,17 @@ fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
             Some(ToyGrammar.entropy_bits_per_char(50_000, 11)),
         ),
     };
-    // The vocabulary is the corpus's characters; a resumed run reuses the saved one. Resuming
-    // creates nothing: a directory that is not a run fails here, untouched.
+    // The vocabulary is the corpus's characters; a resumed run reuses the saved one and its model
+    // configuration. Resuming creates nothing: a directory that is not a run fails here, untouched.
     let tok_path = dir.join("tokenizer.json");
-    let tokenizer = if o.resume.is_some() {
+    let (tokenizer, saved) = if o.resume.is_some() {
         if !dir.join("checkpoints").is_dir() {
             return Err(Error::Checkpoint {
                 path: dir.clone(),
                 message: "--resume expects a run directory written by char_lm (with checkpoints/)".into(),
             });
         }
-        CharTokenizer::load(&tok_path)?
+        (CharTokenizer::load(&tok_path)?, Some(load_info(&dir)?))
     } else {
         std::fs::create_dir_all(&dir).map_err(|e| Error::Save {
             path: dir.clone(),
@@ -187,7 +211,7 @@ fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
         })?;
         let t = CharTokenizer::from_corpus(&text)?;
         t.save(&tok_path)?;
-        t
+        (t, None)
     };
     let ids: Vec<i64> = tokenizer.encode(&text)?.into_iter().map(i64::from).collect();
     let (train_ids, valid_ids) = split_tail(&ids, 0.1)?;
@@ -199,16 +223,27 @@ fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
             .map(|b| format!(", source entropy {b:.3} bits/char (ToyGrammar)"))
             .unwrap_or_default()
     );
-    let steps = o.steps.unwrap_or(if o.model == "gpt" { 1000 } else { 600 });
+    let gpt = match &saved {
+        Some(info) => info.gpt.is_some(),
+        None => o.model == ModelKind::Gpt,
+    };
+    let steps = o.steps.unwrap_or(if gpt { 1000 } else { 600 });
+    let batch = saved
+        .as_ref()
+        .and_then(|i| i.batch_size)
+        .or(o.batch_size)
+        .unwrap_or(if gpt { 12 } else { 32 });
+    let block_size = saved.as_ref().and_then(|i| i.block_size).unwrap_or(o.block_size);
+    let sizes = (batch, block_size);
     let trainer_config = TrainerConfig::new()
         .with_max_steps(Some(steps))
-        .with_valid_every(Some(200))
+        .with_valid_every(Some(o.valid_every))
         .with_valid_batches(Some(20))
-        .with_log_every(50)
-        .with_checkpoint_every(Some(500))
+        .with_log_every(o.log_every)
+        .with_checkpoint_every(Some(o.checkpoint_every))
         .with_seed(o.seed)
         .with_run_dir(Some(dir.clone()));
-    let (optimizer, warmup) = if o.model == "gpt" {
+    let (optimizer, warmup) = if gpt {
         // nanoGPT's `train_shakespeare_char`: AdamW with β2 = 0.99, weight decay 0.1 on the
         // matrices only, 100 warmup steps.
         let adamw = Algorithm::AdamW {
@@ -217,33 +252,37 @@ fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
             eps: 1e-8,
             amsgrad: false,
         };
-        let optimizer = OptimizerConfig::new(adamw, 1e-3)
+        let optimizer = OptimizerConfig::new(adamw, o.lr.unwrap_or(1e-3))
             .with_weight_decay(0.1)
             .with_decay_groups(DecayGroups::NoRank1);
         (optimizer, (steps / 10).clamp(1, 100))
     } else {
-        let optimizer = OptimizerConfig::adamw().with_lr(3e-3).with_weight_decay(0.01);
+        let optimizer = OptimizerConfig::adamw()
+            .with_lr(o.lr.unwrap_or(3e-3))
+            .with_weight_decay(0.01);
         (optimizer, (steps / 10).clamp(1, 50))
     };
     let optimizer = optimizer.with_clip(Some(GradClip::Norm(1.0)));
     let schedule = LrSchedule::warmup_cosine(warmup, steps.max(warmup + 1), 1e-4);
-    let mut info = RunInfo {
-        model: o.model.clone(),
-        rnn: None,
-        gpt: None,
-        source_bits_per_char: source_bpc,
-    };
-    let report = if o.model == "gpt" {
-        // nanoGPT's small CPU configuration (block 64, batch 12, 4 layers of 4 heads, 128 wide, no
-        // dropout), with its defaults: no biases, exact GELU, tied embeddings.
-        let config = GptConfig::new(vocab, 64, 4, 4, 128)
-            .with_dropout(0.0)
+    let report = if gpt {
+        // By default nanoGPT's small CPU configuration (block 64, batch 12, 4 layers of 4 heads,
+        // 128 wide, no dropout), with its defaults: no biases, exact GELU, tied embeddings.
+        let config = match saved.as_ref().and_then(|i| i.gpt.clone()) {
+            Some(config) => config,
+            None => GptConfig::new(
+                vocab,
+                block_size,
+                o.layers.unwrap_or(4),
+                o.heads,
+                o.hidden.unwrap_or(128),
+            )
+            .with_dropout(o.dropout)
             .with_bias(false)
-            .with_activation(FeedForwardActivation::Gelu);
-        info.gpt = Some(config.clone());
-        save_info(&dir, &info)?;
-        let train = LmWindows::new(train_ids, 64, 12)?;
-        let valid = LmWindows::new(valid_ids, 64, 12)?;
+            .with_activation(FeedForwardActivation::Gelu),
+        };
+        save_info(&dir, "gpt", None, Some(config.clone()), source_bpc, sizes)?;
+        let train = LmWindows::new(train_ids, config.block_size, batch)?;
+        let valid = LmWindows::new(valid_ids, config.block_size, batch)?;
         let trainer = Trainer::new(
             trainer_config,
             GptLmTask::new(config.clone()),
@@ -254,20 +293,29 @@ fn train<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
         )?;
         fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     } else {
-        let cell = match o.model.as_str() {
-            "gru" => CellType::Gru,
-            "rnn" => CellType::RnnTanh,
-            _ => CellType::Lstm,
+        let config = match saved.as_ref().and_then(|i| i.rnn.clone()) {
+            Some(config) => config,
+            None => {
+                let cell = match o.model {
+                    ModelKind::Gru => CellType::Gru,
+                    ModelKind::Rnn => CellType::RnnTanh,
+                    _ => CellType::Lstm,
+                };
+                RnnLmConfig::new(vocab, o.embed, o.hidden.unwrap_or(256))
+                    .with_cell(cell)
+                    .with_num_layers(o.layers.unwrap_or(1))
+                    .with_dropout(o.dropout)
+            }
         };
-        let config = RnnLmConfig::new(vocab, 128, 256)
-            .with_cell(cell)
-            .with_num_layers(1)
-            .with_dropout(0.0);
-        info.rnn = Some(config.clone());
-        save_info(&dir, &info)?;
-        // 32 parallel streams of 64 characters (truncated BPTT).
-        let train = LmStreams::new(train_ids, 32, 64)?;
-        let valid = LmStreams::new(valid_ids, 8, 64)?;
+        let kind = match config.cell {
+            CellType::Lstm => "lstm",
+            CellType::Gru => "gru",
+            _ => "rnn",
+        };
+        save_info(&dir, kind, Some(config.clone()), None, source_bpc, sizes)?;
+        // Parallel streams of `block_size` characters (truncated BPTT).
+        let train = LmStreams::new(train_ids, batch, block_size)?;
+        let valid = LmStreams::new(valid_ids, (batch / 4).max(1), block_size)?;
         let trainer = Trainer::new(
             trainer_config,
             RnnLmTask::new(config.clone()),
@@ -304,7 +352,7 @@ fn fit_and_sample<B, T>(
     train: &dyn Batches<TokenBatch>,
     valid: &dyn Batches<TokenBatch>,
     tokenizer: &CharTokenizer,
-    o: &Options,
+    o: &TrainArgs,
     dir: &std::path::Path,
 ) -> Result<FitReport>
 where
@@ -316,13 +364,40 @@ where
         trainer = trainer.resume(dir)?;
     }
     let report = trainer.fit(train, Some(valid))?;
-    samples(&trainer.model().valid(), tokenizer, o)?;
+    samples(&trainer.model().valid(), tokenizer, o.seed)?;
     Ok(report)
 }
 
-fn save_info(dir: &std::path::Path, info: &RunInfo) -> Result<()> {
-    let json = serde_json::to_vec_pretty(info).map_err(|e| Error::Data(e.to_string()))?;
+fn save_info(
+    dir: &std::path::Path,
+    model: &str,
+    rnn: Option<RnnLmConfig>,
+    gpt: Option<GptConfig>,
+    source_bits_per_char: Option<f64>,
+    (batch_size, block_size): (usize, usize),
+) -> Result<()> {
+    let info = RunInfo {
+        model: model.into(),
+        rnn,
+        gpt,
+        source_bits_per_char,
+        batch_size: Some(batch_size),
+        block_size: Some(block_size),
+    };
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::Data(e.to_string()))?;
     ember_lm::io::atomic_write(&dir.join("char_lm.json"), &json)
+}
+
+fn load_info(dir: &std::path::Path) -> Result<RunInfo> {
+    let path = dir.join("char_lm.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Load {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Load {
+        path,
+        message: e.to_string(),
+    })
 }
 
 /// Generates from `prompt`, handing text pieces to `on_text` as they are decoded.
@@ -340,48 +415,36 @@ fn stream_from<B: ember_lm::Backend, M: LanguageModel<B>>(
     Ok(())
 }
 
-/// Prints a few samples after training.
+/// Prints a few samples after training, continuing "the " at temperature 0.8.
 fn samples<B: ember_lm::Backend, M: LanguageModel<B>>(
     model: &M,
     tokenizer: &CharTokenizer,
-    o: &Options,
+    seed: u64,
 ) -> Result<()> {
     let device = B::Device::default();
-    let prompt = tokenizer.encode(&o.prompt).unwrap_or_else(|_| vec![0]);
-    for seed in 0..3 {
+    let prompt_text = "the ";
+    let prompt = tokenizer.encode(prompt_text).unwrap_or_else(|_| vec![0]);
+    for i in 0..3 {
         let config = GenerationConfig::new()
             .with_do_sample(true)
-            .with_temperature(o.temperature)
-            .with_top_k(o.top_k)
-            .with_top_p(o.top_p)
+            .with_temperature(0.8)
             .with_max_new_tokens(120)
-            .with_seed(o.seed + seed);
+            .with_seed(seed + i);
         let out = Generator::new(model, config, &device)?.generate(std::slice::from_ref(&prompt))?;
         println!(
-            "--- sample {}\n{}{}",
-            seed + 1,
-            o.prompt,
+            "--- sample {}\n{prompt_text}{}",
+            i + 1,
             tokenizer.decode(&out[0][0].tokens)?
         );
     }
     Ok(())
 }
 
-fn generate<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
+fn generate<B: ember_lm::TrainBackend>(o: &GenerateArgs) -> Result<()> {
     let device: B::Device = Default::default();
-    let dir = o.from.clone().ok_or_else(|| Error::Config {
-        module: "char_lm",
-        message: "generate needs --from RUN_DIR".into(),
-    })?;
+    let dir = &o.from;
     let tokenizer = CharTokenizer::load(dir.join("tokenizer.json"))?;
-    let text = std::fs::read_to_string(dir.join("char_lm.json")).map_err(|e| Error::Load {
-        path: dir.join("char_lm.json"),
-        message: e.to_string(),
-    })?;
-    let info: RunInfo = serde_json::from_str(&text).map_err(|e| Error::Load {
-        path: dir.join("char_lm.json"),
-        message: e.to_string(),
-    })?;
+    let info = load_info(dir)?;
     let prompt = tokenizer.encode(&o.prompt)?;
     let config = GenerationConfig::new()
         .with_do_sample(o.temperature > 0.0)
@@ -397,11 +460,11 @@ fn generate<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
     };
     match (info.gpt, info.rnn) {
         (Some(config_gpt), _) => {
-            let model = load_model(&dir, config_gpt.init::<B::InnerBackend>(&device)?, &device)?;
+            let model = load_model(dir, config_gpt.init::<B::InnerBackend>(&device)?, &device)?;
             stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
         }
         (None, Some(config_rnn)) => {
-            let model = load_model(&dir, config_rnn.init::<B::InnerBackend>(&device)?, &device)?;
+            let model = load_model(dir, config_rnn.init::<B::InnerBackend>(&device)?, &device)?;
             stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
         }
         (None, None) => {

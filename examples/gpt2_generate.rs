@@ -13,54 +13,75 @@
 //! A real GPT-2 directory: `huggingface-cli download gpt2 config.json model.safetensors tokenizer.json
 //! --local-dir gpt2` (or `save_pretrained` from `transformers`).
 
-use burn::backend::NdArray;
+use ember_lm::Result;
 use ember_lm::data::{BpeTokenizer, Tokenizer};
 use ember_lm::generate::{GenerationConfig, Generator};
 use ember_lm::models::Gpt;
-use ember_lm::{Error, Result};
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::Device;
+
+/// Load a Hugging Face GPT-2 directory and generate from a prompt, streaming the text.
+#[derive(Parser, Debug)]
+#[command(name = "gpt2_generate", version)]
+struct Options {
+    /// A `save_pretrained` directory: config.json, model.safetensors, tokenizer.json [default: the
+    /// tiny test checkpoint, random weights].
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gpt2-tiny"))]
+    model: String,
+    /// The text to continue.
+    #[arg(long, default_value = "It was the best of times")]
+    prompt: String,
+    /// New tokens to generate.
+    #[arg(long, default_value_t = 30)]
+    tokens: usize,
+    /// Sampling temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample among the k most likely tokens only (0: all).
+    #[arg(long, default_value_t = 50)]
+    top_k: usize,
+    /// Sample within the smallest set of this much probability (1: all).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Beam search with this many beams (1: sample or greedy).
+    #[arg(long, default_value_t = 1)]
+    beams: usize,
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = Device::best_compiled())]
+    device: Device,
+}
 
 fn main() {
-    if let Err(e) = run() {
+    let o = Options::parse();
+    if let Err(e) = cli::on_device!("gpt2_generate", o.device, run(&o)) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<()> {
-    let mut dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gpt2-tiny").to_string();
-    let (mut prompt, mut tokens, mut temperature, mut top_k, mut top_p, mut seed, mut beams) = (
-        "It was the best of times".to_string(),
-        30usize,
-        0.8f64,
-        50usize,
-        0.95f64,
-        0u64,
-        1usize,
+/// Generation needs no autodiff: the model runs on `B`'s inner backend.
+fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
+    let (dir, prompt, tokens, temperature, top_k, top_p, seed, beams) = (
+        &o.model,
+        &o.prompt,
+        o.tokens,
+        o.temperature,
+        o.top_k,
+        o.top_p,
+        o.seed,
+        o.beams,
     );
-    let mut args = std::env::args().skip(1);
-    let bad = |m: String| Error::Config {
-        module: "gpt2_generate",
-        message: m,
-    };
-    while let Some(a) = args.next() {
-        let v = args.next().ok_or_else(|| bad(format!("{a} needs a value")))?;
-        let num = |e: String| bad(format!("{a}: {e}"));
-        match a.as_str() {
-            "--model" => dir = v,
-            "--prompt" => prompt = v,
-            "--tokens" => tokens = v.parse().map_err(|e| num(format!("{e}")))?,
-            "--temperature" => temperature = v.parse().map_err(|e| num(format!("{e}")))?,
-            "--top-k" => top_k = v.parse().map_err(|e| num(format!("{e}")))?,
-            "--top-p" => top_p = v.parse().map_err(|e| num(format!("{e}")))?,
-            "--seed" => seed = v.parse().map_err(|e| num(format!("{e}")))?,
-            "--beams" => beams = v.parse().map_err(|e| num(format!("{e}")))?,
-            other => return Err(bad(format!("unknown argument `{other}`"))),
-        }
-    }
     let device = Default::default();
-    let model = Gpt::<NdArray>::from_pretrained(&dir, &device)?;
+    let model = Gpt::<B::InnerBackend>::from_pretrained(dir, &device)?;
     let tokenizer = BpeTokenizer::from_file(format!("{dir}/tokenizer.json"))?;
-    let ids = tokenizer.encode(&prompt)?;
+    let ids = tokenizer.encode(prompt)?;
     let eos: Vec<u32> = tokenizer.special_tokens().eos.into_iter().collect();
     let config = GenerationConfig::new()
         .with_max_new_tokens(tokens)

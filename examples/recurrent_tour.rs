@@ -7,10 +7,9 @@
 //!    (predict, at every step, the sum of the inputs seen so far and still to come), with Adam,
 //!    and prints the falling loss.
 //!
-//! Run: `cargo run --release --example recurrent_tour` (add `--features flex` and `-- flex` for the
-//! Flex backend).
+//! Run: `cargo run --release --example recurrent_tour` (add `--features flex` and
+//! `-- --device flex` for the Flex backend; `--help` lists the options).
 
-use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -19,15 +18,28 @@ use burn::tensor::{Distribution, TensorData};
 use ember_lm::io::{StateDict, TorchWeights};
 use ember_lm::nn::{Gru, GruConfig, LstmConfig, LstmState};
 
-fn main() -> ember_lm::Result<()> {
-    let flex = std::env::args().any(|a| a == "flex");
-    if flex {
-        #[cfg(feature = "flex")]
-        return tour::<Autodiff<burn::backend::Flex>>("flex");
-        #[cfg(not(feature = "flex"))]
-        panic!("built without the `flex` feature");
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser;
+
+/// A tour of the recurrent layers: PyTorch weights in and PyTorch's numbers out, then a
+/// bidirectional GRU trained on padded sequences of different lengths.
+#[derive(Parser, Debug)]
+#[command(name = "recurrent_tour", version)]
+struct Options {
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = cli::Device::best_compiled())]
+    device: cli::Device,
+}
+
+fn main() {
+    let o = Options::parse();
+    let name = o.device.to_string();
+    if let Err(e) = cli::on_device!("recurrent_tour", o.device, tour(&name)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
-    tour::<Autodiff<NdArray>>("ndarray")
 }
 
 fn tour<B>(name: &str) -> ember_lm::Result<()>

@@ -11,9 +11,9 @@
 //!
 //! `--pos FILE --neg FILE` take one sentence per line (the layout of the rt-polarity data). Without
 //! them a small labelled set is generated in code: review-like sentences whose sentiment comes from
-//! their adjectives, some negated ("not good" is negative). Other options: `--epochs N`,
-//! `--device cpu|flex` (those compiled in), `--seed N`; every other argument is a sentence to
-//! classify after training.
+//! their adjectives, some negated ("not good" is negative). The other arguments are sentences to
+//! classify after training (after `--` if one starts with `-`); `sentiment --help` lists the
+//! options (device, epochs, learning rate, batch size, model sizes, seed).
 
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -24,6 +24,51 @@ use ember_lm::nn::CellType;
 use ember_lm::optim::{LrSchedule, OptimizerConfig};
 use ember_lm::train::{ClassificationTask, Monitor, Trainer, TrainerConfig, predict_classes};
 use ember_lm::{Error, Result};
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::Device;
+
+/// Train a bidirectional-LSTM sentiment classifier, report validation accuracy and F1, then
+/// classify the sentences given.
+#[derive(Parser, Debug)]
+#[command(name = "sentiment", version)]
+struct Options {
+    /// Positive examples, one sentence per line (with --neg) [default: sentences made in code].
+    #[arg(long, requires = "neg")]
+    pos: Option<String>,
+    /// Negative examples, one sentence per line (with --pos).
+    #[arg(long, requires = "pos")]
+    neg: Option<String>,
+    /// Epochs [default: 4 on more than 5,000 sentences, else 3].
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Seed of the data split, initial weights and batch order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = Device::best_compiled())]
+    device: Device,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Sentences per training batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Word embedding size.
+    #[arg(long, default_value_t = 64)]
+    embed: usize,
+    /// LSTM units per direction.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Dropout before the classifier.
+    #[arg(long, default_value_t = 0.3)]
+    dropout: f64,
+    /// Sentences to classify after training.
+    sentences: Vec<String>,
+}
 
 const LABELS: [&str; 2] = ["negative", "positive"];
 
@@ -79,69 +124,28 @@ fn built_in(n: usize, seed: u64) -> Vec<(String, usize)> {
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let o = Options::parse();
+    if let Err(e) = cli::on_device!("sentiment", o.device, run(&o)) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<()> {
-    let (mut pos, mut neg, mut epochs, mut seed, mut device) = (None, None, None, 42u64, "cpu".to_string());
-    if cfg!(feature = "flex") {
-        device = "flex".into();
-    }
-    let mut sentences = Vec::new();
-    let mut args = std::env::args().skip(1);
-    let bad = |m: String| Error::Config {
-        module: "sentiment",
-        message: m,
-    };
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| bad(format!("{name} needs a value")));
-        match a.as_str() {
-            "--pos" => pos = Some(value("--pos")?),
-            "--neg" => neg = Some(value("--neg")?),
-            "--epochs" => {
-                epochs = Some(
-                    value("--epochs")?
-                        .parse()
-                        .map_err(|e| bad(format!("--epochs: {e}")))?,
-                )
-            }
-            "--seed" => {
-                seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| bad(format!("--seed: {e}")))?
-            }
-            "--device" => device = value("--device")?,
-            _ => sentences.push(a),
-        }
-    }
-    let mut data: Vec<(String, usize)> = match (pos, neg) {
+fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
+    let mut data: Vec<(String, usize)> = match (&o.pos, &o.neg) {
         (Some(p), Some(n)) => {
-            let mut d: Vec<(String, usize)> = read_lines(&p)?.into_iter().map(|(_, s)| (s, 1)).collect();
-            d.extend(read_lines(&n)?.into_iter().map(|(_, s)| (s, 0)));
+            let mut d: Vec<(String, usize)> = read_lines(p)?.into_iter().map(|(_, s)| (s, 1)).collect();
+            d.extend(read_lines(n)?.into_iter().map(|(_, s)| (s, 0)));
             d
         }
-        (None, None) => built_in(4000, seed),
-        _ => return Err(bad("give both --pos and --neg, or neither".into())),
+        _ => built_in(4000, o.seed),
     };
-    SplitMix64::new(seed).shuffle(&mut data);
-    let epochs = epochs.unwrap_or(if data.len() > 5000 { 4 } else { 3 });
-    match device.as_str() {
-        "cpu" => train::<burn::backend::Autodiff<burn::backend::NdArray>>(data, epochs, seed, &sentences),
-        #[cfg(feature = "flex")]
-        "flex" => train::<burn::backend::Autodiff<burn::backend::Flex>>(data, epochs, seed, &sentences),
-        other => Err(bad(format!("device `{other}` is not compiled in"))),
-    }
+    SplitMix64::new(o.seed).shuffle(&mut data);
+    let epochs = o.epochs.unwrap_or(if data.len() > 5000 { 4 } else { 3 });
+    train::<B>(data, epochs, o)
 }
 
-fn train<B: ember_lm::TrainBackend>(
-    data: Vec<(String, usize)>,
-    epochs: u64,
-    seed: u64,
-    sentences: &[String],
-) -> Result<()> {
+fn train<B: ember_lm::TrainBackend>(data: Vec<(String, usize)>, epochs: u64, o: &Options) -> Result<()> {
     let device = B::Device::default();
     let split = data.len() * 9 / 10;
     let (train_set, valid_set) = data.split_at(split);
@@ -152,32 +156,33 @@ fn train<B: ember_lm::TrainBackend>(
         valid_set.len(),
         tokenizer.vocab_size()
     );
-    let train = ClassificationBatches::from_texts(&tokenizer, train_set, 2, 32, 64)?.with_bucketing(true);
+    let train =
+        ClassificationBatches::from_texts(&tokenizer, train_set, 2, o.batch_size, 64)?.with_bucketing(true);
     let valid = ClassificationBatches::from_texts(&tokenizer, valid_set, 2, 64, 64)?.with_shuffle(false);
     let config = SequenceClassifierConfig::new(
         tokenizer.vocab_size(),
-        64,
+        o.embed,
         2,
         EncoderKind::Recurrent {
             cell: CellType::Lstm,
-            hidden_size: 64,
+            hidden_size: o.hidden,
             num_layers: 1,
             bidirectional: true,
         },
     )
     .with_pooling(Pooling::Last)
-    .with_dropout(0.3);
+    .with_dropout(o.dropout);
     let mut trainer = Trainer::new(
         TrainerConfig::new()
             .with_max_epochs(Some(epochs))
-            .with_seed(seed)
+            .with_seed(o.seed)
             .with_monitor(Monitor {
                 metric: "acc".into(),
                 mode: ember_lm::optim::PlateauMode::Max,
             }),
         ClassificationTask::new(config.clone()),
         config.init::<B>(&device)?,
-        &OptimizerConfig::adam().with_lr(2e-3),
+        &OptimizerConfig::adam().with_lr(o.lr),
         LrSchedule::Constant,
         &device,
     )?;
@@ -189,7 +194,7 @@ fn train<B: ember_lm::TrainBackend>(
         "validation: accuracy {:.3}, macro F1 {:.3} (positive F1 {:.3}, negative F1 {:.3})",
         report.accuracy, report.macro_avg.f1, report.per_class[1].f1, report.per_class[0].f1
     );
-    for s in sentences {
+    for s in &o.sentences {
         let ids: Vec<i64> = tokenizer.encode(s)?.into_iter().map(i64::from).collect();
         if ids.is_empty() {
             continue;

@@ -11,10 +11,13 @@
 //!
 //! `--pairs FILE` is tab-separated `source<TAB>target[<TAB>...]` (the Tatoeba English–French layout).
 //! Without it, pairs are generated in code: `ToyGrammar` sentences and a word-for-word "translation"
-//! that also moves adjectives after their noun, so the model must learn to reorder. Options:
-//! `--epochs N`, `--beams N`, `--eval N` (held-out sentences scored), `--seed N`.
+//! that also moves adjectives after their noun, so the model must learn to reorder. The other
+//! arguments are sentences to translate after training (after `--` if one starts with `-`);
+//! `translate --help` lists the options (model, device, epochs, learning rate, batch size, width,
+//! beams, held-out size, seed).
 
 use burn::module::AutodiffModule;
+use ember_lm::Result;
 use ember_lm::data::{PairBatches, SplitMix64, Tokenizer, ToyGrammar, WordTokenizer, read_pairs};
 use ember_lm::eval::corpus_bleu;
 use ember_lm::generate::{GenerationConfig, Generator};
@@ -23,7 +26,6 @@ use ember_lm::models::{
 };
 use ember_lm::optim::{LrSchedule, OptimizerConfig};
 use ember_lm::train::{Trainer, TrainerConfig, TranslationTask};
-use ember_lm::{Error, Result};
 
 /// Built-in pairs: a sentence and its word-by-word translation with adjectives after nouns.
 fn built_in(n: usize, seed: u64) -> Vec<(String, String)> {
@@ -79,82 +81,69 @@ fn built_in(n: usize, seed: u64) -> Vec<(String, String)> {
         .collect()
 }
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::{Parser, ValueEnum};
+use cli::Device;
+
+/// The encoder-decoders `--model` chooses from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelKind {
+    /// The Transformer of PyTorch's translation tutorial.
+    Transformer,
+    /// The GRU encoder-decoder with Bahdanau attention (PyTorch's "NLP From Scratch").
+    Rnn,
+}
+
+/// Train an encoder-decoder on sentence pairs, report held-out BLEU with beam search, and
+/// translate the sentences given.
+#[derive(Parser, Debug)]
+#[command(name = "translate", version)]
 struct Options {
+    /// Tab-separated pairs `source<TAB>target`, one per line [default: pairs made in code].
+    #[arg(long)]
     pairs: Option<String>,
-    model: String,
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = ModelKind::Transformer)]
+    model: ModelKind,
+    /// Where to compute (each needs its cargo feature).
+    #[arg(long, value_enum, default_value_t = Device::best_compiled())]
+    device: Device,
+    /// Epochs [default: 20 with --pairs, else 6].
+    #[arg(long)]
     epochs: Option<u64>,
+    /// Adam's (peak) learning rate [default: 5e-4 for the Transformer, 3e-3 for rnn].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Pairs per training batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Model width: d_model of the Transformer, hidden size of the GRUs.
+    #[arg(long, default_value_t = 128)]
+    width: usize,
+    /// Beams of the beam search.
+    #[arg(long, default_value_t = 4)]
     beams: usize,
+    /// Held-out sentences to score with BLEU.
+    #[arg(long, default_value_t = 200)]
     eval: usize,
+    /// Seed of the data split, initial weights and batch order.
+    #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Sentences to translate after training.
     sentences: Vec<String>,
 }
 
 fn main() {
-    if let Err(e) = parse().and_then(run) {
+    let o = Options::parse();
+    if let Err(e) = cli::on_device!("translate", o.device, run(&o)) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn parse() -> Result<Options> {
-    let mut o = Options {
-        pairs: None,
-        model: "transformer".into(),
-        epochs: None,
-        beams: 4,
-        eval: 200,
-        seed: 7,
-        sentences: Vec::new(),
-    };
-    let bad = |m: String| Error::Config {
-        module: "translate",
-        message: m,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| bad(format!("{name} needs a value")));
-        match a.as_str() {
-            "--pairs" => o.pairs = Some(value("--pairs")?),
-            "--model" => o.model = value("--model")?,
-            "--epochs" => {
-                o.epochs = Some(
-                    value("--epochs")?
-                        .parse()
-                        .map_err(|e| bad(format!("--epochs: {e}")))?,
-                )
-            }
-            "--beams" => {
-                o.beams = value("--beams")?
-                    .parse()
-                    .map_err(|e| bad(format!("--beams: {e}")))?
-            }
-            "--eval" => {
-                o.eval = value("--eval")?
-                    .parse()
-                    .map_err(|e| bad(format!("--eval: {e}")))?
-            }
-            "--seed" => {
-                o.seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| bad(format!("--seed: {e}")))?
-            }
-            _ => o.sentences.push(a),
-        }
-    }
-    if !["transformer", "rnn"].contains(&o.model.as_str()) {
-        return Err(bad(format!(
-            "--model must be transformer or rnn, found `{}`",
-            o.model
-        )));
-    }
-    Ok(o)
-}
-
-fn run(o: Options) -> Result<()> {
-    #[cfg(feature = "flex")]
-    type B = burn::backend::Autodiff<burn::backend::Flex>;
-    #[cfg(not(feature = "flex"))]
-    type B = burn::backend::Autodiff<burn::backend::NdArray>;
+fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
     let device = Default::default();
     let mut pairs = match &o.pairs {
         Some(path) => read_pairs(path)?,
@@ -173,44 +162,44 @@ fn run(o: Options) -> Result<()> {
         src_tok.vocab_size(),
         tgt_tok.vocab_size()
     );
-    let data = PairBatches::from_texts(&src_tok, &tgt_tok, train, 32, 30)?.with_bucketing(true);
+    let data = PairBatches::from_texts(&src_tok, &tgt_tok, train, o.batch_size, 30)?.with_bucketing(true);
     let (pad, bos, eos) = (0u32, 2u32, 3u32);
     let epochs = o.epochs.unwrap_or(if o.pairs.is_some() { 20 } else { 6 });
     let trainer_config = TrainerConfig::new()
         .with_max_epochs(Some(epochs))
         .with_seed(o.seed);
     let (sv, tv) = (src_tok.vocab_size(), tgt_tok.vocab_size());
-    if o.model == "rnn" {
-        let config = RnnSeq2SeqConfig::new(sv, tv, 128).with_dropout(0.1);
+    if o.model == ModelKind::Rnn {
+        let config = RnnSeq2SeqConfig::new(sv, tv, o.width).with_dropout(0.1);
         let mut trainer = Trainer::new(
             trainer_config,
             TranslationTask::<RnnSeq2Seq<B>>::new(&config, pad),
             config.init::<B>(&device)?,
-            &OptimizerConfig::adam().with_lr(3e-3),
+            &OptimizerConfig::adam().with_lr(o.lr.unwrap_or(3e-3)),
             LrSchedule::Constant,
             &device,
         )?;
         trainer.fit(&data, None)?;
-        evaluate(&trainer.model().valid(), &src_tok, &tgt_tok, test, &o, bos, eos)
+        evaluate(&trainer.model().valid(), &src_tok, &tgt_tok, test, o, bos, eos)
     } else {
         let config = TransformerSeq2SeqConfig::new(sv, tv)
-            .with_d_model(128)
+            .with_d_model(o.width)
             .with_n_heads(4)
             .with_num_encoder_layers(2)
             .with_num_decoder_layers(2)
-            .with_d_ff(256)
+            .with_d_ff(2 * o.width)
             .with_dropout(0.1)
             .with_max_len(64);
         let mut trainer = Trainer::new(
             trainer_config,
             TranslationTask::<TransformerSeq2Seq<B>>::new(&config, pad),
             config.init::<B>(&device)?,
-            &OptimizerConfig::adam().with_lr(5e-4),
+            &OptimizerConfig::adam().with_lr(o.lr.unwrap_or(5e-4)),
             LrSchedule::warmup_cosine(100, 100 + epochs * data_batches(&data), 5e-5),
             &device,
         )?;
         trainer.fit(&data, None)?;
-        evaluate(&trainer.model().valid(), &src_tok, &tgt_tok, test, &o, bos, eos)
+        evaluate(&trainer.model().valid(), &src_tok, &tgt_tok, test, o, bos, eos)
     }
 }
 
