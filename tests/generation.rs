@@ -7,11 +7,11 @@
 mod common;
 
 use burn::backend::NdArray;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData, s};
 use common::{Fixture, fixture_path};
 use ember_lm::data::{BpeTokenizer, Tokenizer};
 use ember_lm::generate::processors::{self, log_softmax};
-use ember_lm::generate::{BeamStopping, FinishReason, GenerationConfig, Generator};
+use ember_lm::generate::{BeamStopping, ContextOverflow, FinishReason, GenerationConfig, Generator};
 use ember_lm::models::{Gpt, LanguageModel};
 use ember_lm::{Error, Result};
 
@@ -337,12 +337,17 @@ fn eos_stop_strings_streaming_and_batched_prompts() {
         .unwrap();
     assert_eq!(pieces.concat(), tok.decode(&g.tokens).unwrap());
     assert_eq!(g.tokens, *tokens);
-    // The context: a prompt of block_size tokens leaves no room; a longer one is an error.
+    // A hard stop at the context: a prompt of block_size tokens leaves room for the one token
+    // its logits predict; a longer one is an error.
+    let config = GenerationConfig::greedy(8).with_context_overflow(ContextOverflow::Stop);
+    let stopping = Generator::new(&gpt, config, &device).unwrap();
     let full = vec![1u32; 64];
-    let o = generator.generate(&[full]).unwrap();
+    let o = stopping.generate(&[full]).unwrap();
     assert_eq!((o[0][0].tokens.len(), o[0][0].finish), (1, FinishReason::Context));
+    let o = stopping.generate(&[vec![1u32; 62]]).unwrap();
+    assert_eq!((o[0][0].tokens.len(), o[0][0].finish), (3, FinishReason::Context));
     assert!(matches!(
-        generator.generate(&[vec![1u32; 65]]),
+        stopping.generate(&[vec![1u32; 65]]),
         Err(Error::TooLong {
             found: 65,
             max: 64,
@@ -446,4 +451,76 @@ fn host_ids_decode_like_tensor_ids() {
         assert!(err.to_string().contains("rows of equal length"), "{err}");
     }
     assert_eq!(cache.len(), 0, "a refused step leaves the cache as it was");
+}
+
+/// Past `block_size` the default sliding window goes on as nanoGPT's `generate` does: every token
+/// is the argmax of a full forward over the last `block_size` tokens, and the output reaches the
+/// requested length. Until the context is full it equals the cached run that stops there.
+#[test]
+fn generation_slides_its_window_past_the_context() {
+    let device = dev();
+    let gpt = Gpt::<B>::from_pretrained(fixture_path("gpt2-tiny"), &device).unwrap();
+    let block = gpt.block_size();
+    assert_eq!(block, 64);
+    let prompt: Vec<u32> = (0..10).map(|i| (i * 7 + 3) % 100).collect();
+    let new = 100;
+    let greedy = GenerationConfig::greedy(new);
+    let slid = Generator::new(&gpt, greedy.clone(), &device)
+        .unwrap()
+        .generate(std::slice::from_ref(&prompt))
+        .unwrap();
+    let slid = &slid[0][0];
+    assert_eq!(
+        (slid.tokens.len(), slid.finish),
+        (new, FinishReason::MaxNewTokens)
+    );
+
+    // nanoGPT's loop: crop to the last block_size tokens, full forward, argmax of the last row.
+    let mut idx = prompt.clone();
+    for _ in 0..new {
+        let window = &idx[idx.len().saturating_sub(block)..];
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(
+                window.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                [1, window.len()],
+            ),
+            &device,
+        );
+        let logits = gpt.logits(ids).unwrap();
+        let last: Vec<f32> = logits.slice(s![0..1, -1.., ..]).into_data().to_vec().unwrap();
+        idx.push(processors::argmax(&last).unwrap());
+    }
+    assert_eq!(slid.tokens, idx[prompt.len()..]);
+
+    // The cached run with a hard stop: the same tokens until the context is full.
+    let stop = greedy.clone().with_context_overflow(ContextOverflow::Stop);
+    let stopped = Generator::new(&gpt, stop, &device)
+        .unwrap()
+        .generate(std::slice::from_ref(&prompt))
+        .unwrap();
+    let stopped = &stopped[0][0];
+    assert_eq!(stopped.finish, FinishReason::Context);
+    assert_eq!(stopped.tokens.len(), block + 1 - prompt.len());
+    assert_eq!(stopped.tokens, slid.tokens[..stopped.tokens.len()]);
+
+    // A prompt longer than the context is cropped to its last block_size tokens.
+    let long: Vec<u32> = idx[..block + 20].to_vec();
+    let from_long = Generator::new(&gpt, GenerationConfig::greedy(5), &device)
+        .unwrap()
+        .generate(std::slice::from_ref(&long))
+        .unwrap();
+    let from_cropped = Generator::new(&gpt, GenerationConfig::greedy(5), &device)
+        .unwrap()
+        .generate(&[long[20..].to_vec()])
+        .unwrap();
+    assert_eq!(from_long[0][0].tokens, from_cropped[0][0].tokens);
+
+    // Beam search slides too: it reaches the requested length.
+    let beams = GenerationConfig::greedy(70).with_num_beams(3);
+    let out = Generator::new(&gpt, beams, &device)
+        .unwrap()
+        .generate(std::slice::from_ref(&prompt))
+        .unwrap();
+    assert_eq!(out[0][0].tokens.len(), 70);
+    assert_eq!(out[0][0].finish, FinishReason::MaxNewTokens);
 }

@@ -17,6 +17,18 @@ pub enum BeamStopping {
     Never,
 }
 
+/// What generation does when a sequence reaches the model's context length (`block_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContextOverflow {
+    /// Go on with the last `block_size` tokens as the context, as nanoGPT's `generate` crops
+    /// `idx[:, -block_size:]`: every step past the limit re-reads that window (no cache), and a
+    /// prompt longer than the context is cropped the same way. The default.
+    SlidingWindow,
+    /// Stop, with [`FinishReason::Context`](super::FinishReason::Context); a prompt longer than
+    /// the context is an error.
+    Stop,
+}
+
 /// How a sequence may be generated, in the spirit of `transformers.GenerationConfig` and with its
 /// defaults (`max_new_tokens` aside, which Hugging Face leaves unset).
 #[derive(Config, Debug)]
@@ -71,6 +83,10 @@ pub struct GenerationConfig {
     /// Seed of the sampler, which owns its generator: the same seed gives the same text. Default 0.
     #[config(default = 0)]
     pub seed: u64,
+    /// What happens at the model's context length (a `Gpt`'s `block_size`; recurrent models have
+    /// none). Default [`ContextOverflow::SlidingWindow`]: generation goes on to `max_new_tokens`.
+    #[config(default = "ContextOverflow::SlidingWindow")]
+    pub context_overflow: ContextOverflow,
 }
 
 impl GenerationConfig {

@@ -25,5 +25,5 @@ mod config;
 pub mod processors;
 mod search;
 
-pub use config::{BeamStopping, GenerationConfig};
+pub use config::{BeamStopping, ContextOverflow, GenerationConfig};
 pub use search::{FinishReason, Generation, Generator};

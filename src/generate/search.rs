@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use burn::tensor::Tensor;
 
-use super::config::{BeamStopping, GenerationConfig};
+use super::config::{BeamStopping, ContextOverflow, GenerationConfig};
 use super::processors::{
     argmax, check_logits, log_softmax, min_p, no_repeat_ngram, repetition_penalty, sample, temperature,
     top_k, top_p,
@@ -22,7 +22,8 @@ pub enum FinishReason {
     StopString,
     /// `max_new_tokens` were generated.
     MaxNewTokens,
-    /// The model's context (`block_size`) is full.
+    /// The model's context (`block_size`) is full and
+    /// [`GenerationConfig::context_overflow`] is [`ContextOverflow::Stop`].
     Context,
 }
 
@@ -176,8 +177,10 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             prompt.to_vec()
         };
         crate::data::check_token_ids(&prompt, self.model.vocab_size())?;
+        // A sliding window crops a long prompt instead (`window`).
         if let Some(max) = self.model.max_len()
             && prompt.len() > max
+            && self.config.context_overflow == ContextOverflow::Stop
         {
             return Err(Error::TooLong {
                 found: prompt.len(),
@@ -198,6 +201,16 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         }
     }
 
+    /// The tokens a step reads: with a sliding window, the last `max_len` of `tokens`; else all.
+    fn window<'t>(&self, tokens: &'t [u32]) -> &'t [u32] {
+        match self.model.max_len() {
+            Some(m) if self.config.context_overflow == ContextOverflow::SlidingWindow && tokens.len() > m => {
+                &tokens[tokens.len() - m..]
+            }
+            _ => tokens,
+        }
+    }
+
     /// Greedy or sampled decoding of one sequence.
     fn one(
         &self,
@@ -208,12 +221,17 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     ) -> Result<Generation> {
         let c = &self.config;
         let mut rng = SplitMix64::derive(c.seed, &[prompt_index, seq_index]);
+        let max_len = self.model.max_len();
+        let slide = c.context_overflow == ContextOverflow::SlidingWindow;
         let mut state = self.model.init_state(1, &self.device);
-        let mut row = host_rows(self.model.step_ids(prompt, 1, &mut state, &self.device)?)?.remove(0);
+        let mut row = host_rows(
+            self.model
+                .step_ids(self.window(prompt), 1, &mut state, &self.device)?,
+        )?
+        .remove(0);
         let mut all = prompt.to_vec();
         let mut tokens = Vec::new();
         let mut score = 0.0;
-        let max_len = self.model.max_len();
         let finish = loop {
             if tokens.len() == c.max_new_tokens {
                 break FinishReason::MaxNewTokens;
@@ -244,10 +262,22 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             if tokens.len() == c.max_new_tokens {
                 break FinishReason::MaxNewTokens;
             }
-            if max_len.is_some_and(|m| all.len() >= m) {
+            // The cache holds all but the new token: it fits while all.len() <= max_len.
+            let full = max_len.is_some_and(|m| all.len() > m);
+            if full && !slide {
                 break FinishReason::Context;
             }
-            row = host_rows(self.model.step_ids(&[token], 1, &mut state, &self.device)?)?.remove(0);
+            row = if full {
+                // nanoGPT's `idx[:, -block_size:]`: the last block_size tokens, read afresh.
+                state = self.model.init_state(1, &self.device);
+                host_rows(
+                    self.model
+                        .step_ids(self.window(&all), 1, &mut state, &self.device)?,
+                )?
+                .remove(0)
+            } else {
+                host_rows(self.model.step_ids(&[token], 1, &mut state, &self.device)?)?.remove(0)
+            };
         };
         Ok(Generation {
             tokens,
@@ -261,8 +291,13 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     fn beam_search(&self, prompt: &[u32]) -> Result<Vec<Generation>> {
         let c = &self.config;
         let k = c.num_beams;
+        let slide = c.context_overflow == ContextOverflow::SlidingWindow;
         let mut state = self.model.init_state(1, &self.device);
-        let first = host_rows(self.model.step_ids(prompt, 1, &mut state, &self.device)?)?.remove(0);
+        let first = host_rows(
+            self.model
+                .step_ids(self.window(prompt), 1, &mut state, &self.device)?,
+        )?
+        .remove(0);
         self.model.reorder_state(&mut state, &vec![0; k])?;
         let mut rows = vec![first; k];
         let mut beams: Vec<Vec<u32>> = vec![Vec::new(); k];
@@ -272,8 +307,9 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         // Enough candidates that `k` of them do not end in EOS.
         let keep = 2.max(1 + c.eos_token_ids.len()) * k;
         let max_new = match self.model.max_len() {
-            Some(m) => c.max_new_tokens.min(m.saturating_sub(prompt.len())),
-            None => c.max_new_tokens,
+            // Each new token is predicted from at most m tokens: the last one from m.
+            Some(m) if !slide => c.max_new_tokens.min((m + 1).saturating_sub(prompt.len())),
+            _ => c.max_new_tokens,
         };
         // transformers' `is_early_stop_heuristic_unsatisfied`: once false, it stays false.
         let mut improvable = true;
@@ -347,9 +383,24 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
                 })
                 .collect();
             beam_scores = next.iter().map(|n| n.0).collect();
-            self.model.reorder_state(&mut state, &sources)?;
-            let tokens: Vec<u32> = next.iter().map(|n| n.2).collect();
-            rows = host_rows(self.model.step_ids(&tokens, k, &mut state, &self.device)?)?;
+            let length = prompt.len() + generated;
+            if self.model.max_len().is_some_and(|m| length > m) {
+                // Past the context (sliding window only): every beam's last max_len tokens,
+                // read afresh as one batch (all beams have the same length).
+                let windows: Vec<u32> = beams
+                    .iter()
+                    .flat_map(|b| {
+                        let all: Vec<u32> = prompt.iter().chain(b).copied().collect();
+                        self.window(&all).to_vec()
+                    })
+                    .collect();
+                state = self.model.init_state(k, &self.device);
+                rows = host_rows(self.model.step_ids(&windows, k, &mut state, &self.device)?)?;
+            } else {
+                self.model.reorder_state(&mut state, &sources)?;
+                let tokens: Vec<u32> = next.iter().map(|n| n.2).collect();
+                rows = host_rows(self.model.step_ids(&tokens, k, &mut state, &self.device)?)?;
+            }
         }
         if max_new == 0 {
             // Nothing may be generated (max_new_tokens = 0, or the prompt fills the context).
