@@ -15,7 +15,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
-use ember_lm::data::{Batches, LmWindows};
+use ember_lm::data::{Batches, LmShape, LmWindows};
 use ember_lm::models::GptConfig;
 use ember_lm::optim::{LrSchedule, OptimizerConfig};
 use ember_lm::train::{GptLmTask, ProgressMode, Trainer, TrainerConfig};
@@ -32,7 +32,14 @@ fn corpus() -> Vec<i64> {
 
 fn bench_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
-    let data = LmWindows::new(corpus(), 32, BATCH).unwrap();
+    let data = LmWindows::new(
+        corpus(),
+        LmShape {
+            batch_size: BATCH,
+            seq_len: 32,
+        },
+    )
+    .unwrap();
     let optim = OptimizerConfig::adamw();
     let mut group = c.benchmark_group(format!("train_step_tiny_gpt/{backend}"));
     group

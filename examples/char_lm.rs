@@ -22,7 +22,8 @@ use std::path::PathBuf;
 
 use burn::module::AutodiffModule;
 use ember_lm::data::{
-    Batches, CharTokenizer, LmStreams, LmWindows, TokenBatch, Tokenizer, ToyGrammar, read_text, split_tail,
+    Batches, CharTokenizer, LmShape, LmStreams, LmWindows, TokenBatch, Tokenizer, ToyGrammar, read_text,
+    split_tail,
 };
 use ember_lm::generate::{GenerationConfig, Generator};
 use ember_lm::models::{GptConfig, LanguageModel, RnnLmConfig};
@@ -281,8 +282,20 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
             .with_activation(FeedForwardActivation::Gelu),
         };
         save_info(&dir, "gpt", None, Some(config.clone()), source_bpc, sizes)?;
-        let train = LmWindows::new(train_ids, config.block_size, batch)?;
-        let valid = LmWindows::new(valid_ids, config.block_size, batch)?;
+        let train = LmWindows::new(
+            train_ids,
+            LmShape {
+                batch_size: batch,
+                seq_len: config.block_size,
+            },
+        )?;
+        let valid = LmWindows::new(
+            valid_ids,
+            LmShape {
+                batch_size: batch,
+                seq_len: config.block_size,
+            },
+        )?;
         let trainer = Trainer::new(
             trainer_config,
             GptLmTask::new(config.clone()),
@@ -314,8 +327,20 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
         };
         save_info(&dir, kind, Some(config.clone()), None, source_bpc, sizes)?;
         // Parallel streams of `block_size` characters (truncated BPTT).
-        let train = LmStreams::new(train_ids, batch, block_size)?;
-        let valid = LmStreams::new(valid_ids, (batch / 4).max(1), block_size)?;
+        let train = LmStreams::new(
+            train_ids,
+            LmShape {
+                batch_size: batch,
+                seq_len: block_size,
+            },
+        )?;
+        let valid = LmStreams::new(
+            valid_ids,
+            LmShape {
+                batch_size: (batch / 4).max(1),
+                seq_len: block_size,
+            },
+        )?;
         let trainer = Trainer::new(
             trainer_config,
             RnnLmTask::new(config.clone()),

@@ -40,7 +40,7 @@
 //! let text = ember_lm::data::ToyGrammar.corpus(20_000, 1); // a built-in corpus
 //! let tokenizer = CharTokenizer::from_corpus(&text)?; // text -> ids
 //! let ids: Vec<i64> = tokenizer.encode(&text)?.into_iter().map(i64::from).collect();
-//! let streams = LmStreams::new(ids, 8, 32)?; // ids -> batches (truncated BPTT)
+//! let streams = LmStreams::new(ids, LmShape { batch_size: 8, seq_len: 32 })?; // ids -> batches (truncated BPTT)
 //! let config = RnnLmConfig::new(tokenizer.vocab_size(), 32, 64).with_dropout(0.0);
 //! let mut trainer = Trainer::new(
 //!     TrainerConfig::new()
@@ -147,8 +147,33 @@ mod guide_doctests {
 }
 
 /// The types most programs need: `use ember_lm::prelude::*;`.
+///
+/// It goes beside `use burn::prelude::*;`. burn's prelude exports its own `Backend`, so this one
+/// names ember-lm's [`Backend`](crate::Backend) `EmberBackend` (and exports [`TrainBackend`]),
+/// leaving no name imported twice. Bound generic code by `EmberBackend` (or
+/// `ember_lm::Backend`): burn's `Backend` lacks the operations ember-lm's modules run on.
+///
+/// ```
+/// use burn::prelude::*;
+/// use ember_lm::prelude::*;
+///
+/// /// One LSTM layer's output width, on any backend ember-lm runs on.
+/// fn width<B: EmberBackend>(device: &B::Device) -> ember_lm::Result<usize> {
+///     let lstm: Lstm<B> = LstmConfig::new(4, 8).init(device)?;
+///     let x = Tensor::<B, 3>::zeros([2, 3, 4], device);
+///     Ok(lstm.forward(x, None)?.0.dims()[2])
+/// }
+///
+/// /// Training code takes a `TrainBackend`: autodiff over an ember-lm backend.
+/// fn trainable<B: TrainBackend>() {}
+///
+/// type B = burn::backend::NdArray;
+/// assert_eq!(width::<B>(&Default::default())?, 8);
+/// trainable::<burn::backend::Autodiff<B>>();
+/// # Ok::<(), ember_lm::Error>(())
+/// ```
 pub mod prelude {
-    pub use crate::data::{Batches, LmStreams, LmWindows, TokenBatch};
+    pub use crate::data::{Batches, LmShape, LmStreams, LmWindows, TokenBatch};
     pub use crate::data::{BpeTokenizer, CharTokenizer, Tokenizer, WordTokenizer};
     pub use crate::generate::{GenerationConfig, Generator};
     pub use crate::io::{StateDict, TorchWeights};
@@ -165,5 +190,5 @@ pub mod prelude {
     };
     pub use crate::optim::{DecayGroups, GradClip, LrSchedule, OptimizerConfig};
     pub use crate::train::{GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig, seed_everything};
-    pub use crate::{Backend, Error, Result};
+    pub use crate::{Backend as EmberBackend, Error, Result, TrainBackend};
 }

@@ -135,7 +135,7 @@ fn tying_with_different_sizes_projects_and_bad_input_is_an_error() {
 
 #[test]
 fn rnn_lm_trains_with_truncated_bptt_and_generates_what_it_learnt() {
-    use ember_lm::data::LmStreams;
+    use ember_lm::data::{LmShape, LmStreams};
     use ember_lm::generate::{GenerationConfig, Generator};
     use ember_lm::optim::{LrSchedule, OptimizerConfig};
     use ember_lm::train::{ProgressMode, RnnLmTask, Trainer, TrainerConfig};
@@ -143,10 +143,23 @@ fn rnn_lm_trains_with_truncated_bptt_and_generates_what_it_learnt() {
     // A cycle of 7 symbols: predictable only with memory of more than one step after a reset.
     let cycle = [3i64, 1, 4, 1, 5, 9, 2];
     let tokens: Vec<i64> = (0..2100).map(|i| cycle[i % 7]).collect();
-    let streams = LmStreams::new(tokens.clone(), 6, 12)
-        .unwrap()
-        .with_document_starts(vec![700, 1400]);
-    let valid = LmStreams::new(tokens[..400].to_vec(), 2, 12).unwrap();
+    let streams = LmStreams::new(
+        tokens.clone(),
+        LmShape {
+            batch_size: 6,
+            seq_len: 12,
+        },
+    )
+    .unwrap()
+    .with_document_starts(vec![700, 1400]);
+    let valid = LmStreams::new(
+        tokens[..400].to_vec(),
+        LmShape {
+            batch_size: 2,
+            seq_len: 12,
+        },
+    )
+    .unwrap();
     let config = RnnLmConfig::new(10, 16, 16)
         .with_dropout(0.0)
         .with_tie_weights(true);

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
 use common::train::*;
-use ember_lm::data::{Batches, LmStreams, LmWindows};
+use ember_lm::data::{Batches, LmShape, LmStreams, LmWindows};
 use ember_lm::models::GptConfig;
 use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig};
 use ember_lm::train::{GptLmTask, Trainer};
@@ -34,8 +34,24 @@ fn gpt_resume<B: ember_lm::TrainBackend>() {
     let device: B::Device = Default::default();
     let config = gpt_config(0.1); // dropout on: the backend RNG must be reseeded on resume too
     let mut models = same_gpts::<B>(&config, 2);
-    let train = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(5);
-    let valid = LmWindows::new(corpus(), 16, 4).unwrap().with_batches_per_epoch(2);
+    let train = LmWindows::new(
+        corpus(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 16,
+        },
+    )
+    .unwrap()
+    .with_batches_per_epoch(5);
+    let valid = LmWindows::new(
+        corpus(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 16,
+        },
+    )
+    .unwrap()
+    .with_batches_per_epoch(2);
     let schedule = LrSchedule::warmup_cosine(3, 12, 3e-4);
     let trainer_config = |dir: &Path, steps: u64| {
         quiet()
@@ -88,10 +104,24 @@ fn gpt_resume<B: ember_lm::TrainBackend>() {
 
 fn bptt_resume<B: ember_lm::TrainBackend>() {
     let device: B::Device = Default::default();
-    let streams = LmStreams::new(corpus(), 4, 20).unwrap();
+    let streams = LmStreams::new(
+        corpus(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 20,
+        },
+    )
+    .unwrap();
     let per_epoch = streams.num_batches() as u64;
     assert!(per_epoch > 10);
-    let valid = LmStreams::new(corpus()[..800].to_vec(), 2, 20).unwrap();
+    let valid = LmStreams::new(
+        corpus()[..800].to_vec(),
+        LmShape {
+            batch_size: 2,
+            seq_len: 20,
+        },
+    )
+    .unwrap();
     let cfg = |dir: &Path, steps| {
         quiet()
             .with_max_steps(Some(steps))
@@ -176,7 +206,18 @@ fn trained_run(dir: &Path, steps: u64) -> Trainer<Autodiff<NdArray<f64>>, GptLmT
         &Default::default(),
     )
     .unwrap();
-    t.fit(&LmWindows::new(corpus(), 16, 4).unwrap(), None).unwrap();
+    t.fit(
+        &LmWindows::new(
+            corpus(),
+            LmShape {
+                batch_size: 4,
+                seq_len: 16,
+            },
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
     t
 }
 
@@ -230,7 +271,18 @@ fn a_checkpoint_that_passes_its_checksum_but_does_not_decode_is_an_error() {
             &Default::default(),
         )
         .unwrap();
-        t.fit(&LmStreams::new(corpus(), 2, 8).unwrap(), None).unwrap();
+        t.fit(
+            &LmStreams::new(
+                corpus(),
+                LmShape {
+                    batch_size: 2,
+                    seq_len: 8,
+                },
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
     }
     let foreign = std::fs::read(other.join("checkpoints/step-00000001/model.bin")).unwrap();
     // The foreign record as another burn version wrote it (its metadata says 0.13.0).
@@ -298,7 +350,18 @@ fn a_checkpoint_holding_nan_weights_names_the_parameter() {
         &Default::default(),
     )
     .unwrap();
-    t.fit(&LmWindows::new(corpus(), 16, 4).unwrap(), None).unwrap();
+    t.fit(
+        &LmWindows::new(
+            corpus(),
+            LmShape {
+                batch_size: 4,
+                seq_len: 16,
+            },
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
     let err = ember_lm::train::load_model::<NdArray<f64>, _>(
         &dir,
         config.init(&Default::default()).unwrap(),
@@ -391,7 +454,18 @@ fn a_resumed_run_rewrites_identical_checkpoint_bytes_and_cleans_up_after_a_kill(
 
     // Resume at step 4 and stop there: the final checkpoint is written again.
     let mut t = fresh_trainer(&dir, 4).resume(&dir).unwrap();
-    t.fit(&LmWindows::new(corpus(), 16, 4).unwrap(), None).unwrap();
+    t.fit(
+        &LmWindows::new(
+            corpus(),
+            LmShape {
+                batch_size: 4,
+                seq_len: 16,
+            },
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
     assert!(read("model.bin") == model, "model.bin bytes changed");
     assert!(
         read("optimizer-0.bin") == optim,
@@ -444,7 +518,18 @@ fn resume_helper_in_a_child_process() {
     };
     let dir = std::path::PathBuf::from(dir);
     let mut t = fresh_trainer(&dir, 4).resume(&dir).unwrap();
-    t.fit(&LmWindows::new(corpus(), 16, 4).unwrap(), None).unwrap();
+    t.fit(
+        &LmWindows::new(
+            corpus(),
+            LmShape {
+                batch_size: 4,
+                seq_len: 16,
+            },
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -495,7 +580,14 @@ fn monitoring_a_metric_the_task_does_not_report_is_a_typed_error() {
         &Default::default(),
     )
     .unwrap();
-    let streams = LmStreams::new(corpus(), 2, 8).unwrap();
+    let streams = LmStreams::new(
+        corpus(),
+        LmShape {
+            batch_size: 2,
+            seq_len: 8,
+        },
+    )
+    .unwrap();
     let err = t.fit(&streams, Some(&streams)).unwrap_err();
     assert!(
         matches!(&err, ember_lm::Error::MissingMetric { metric } if metric == "acc"),

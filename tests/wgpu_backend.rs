@@ -292,15 +292,30 @@ fn check_text_models(device: &burn::backend::wgpu::WgpuDevice) {
 /// and a resume that restores the trained parameters exactly.
 fn check_trainer(device: &burn::backend::wgpu::WgpuDevice) {
     use common::train::{param_values, quiet, tmp};
-    use ember_lm::data::LmWindows;
+    use ember_lm::data::{LmShape, LmWindows};
     use ember_lm::models::GptConfig;
     use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig};
     use ember_lm::train::{GptLmTask, Trainer};
 
     let config = GptConfig::new(16, 8, 1, 2, 16);
     let tokens: Vec<i64> = (0..800).map(|i| i % 16).collect();
-    let train = LmWindows::new(tokens.clone(), 8, 4).unwrap();
-    let valid = LmWindows::new(tokens, 8, 4).unwrap().with_batches_per_epoch(2);
+    let train = LmWindows::new(
+        tokens.clone(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 8,
+        },
+    )
+    .unwrap();
+    let valid = LmWindows::new(
+        tokens,
+        LmShape {
+            batch_size: 4,
+            seq_len: 8,
+        },
+    )
+    .unwrap()
+    .with_batches_per_epoch(2);
     let dir = tmp("wgpu");
     let optim = OptimizerConfig::adamw()
         .with_lr(1e-2)

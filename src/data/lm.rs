@@ -35,6 +35,23 @@ impl TokenBatch {
     }
 }
 
+/// How [`LmWindows`] and [`LmStreams`] cut a corpus: `batch_size` rows of `seq_len` tokens to
+/// predict. Named fields, since two bare `usize`s in either order would compile.
+///
+/// ```
+/// use ember_lm::data::{LmShape, LmWindows};
+/// let windows = LmWindows::new((0..1000).collect::<Vec<i64>>(), LmShape { batch_size: 12, seq_len: 64 })?;
+/// # Ok::<(), ember_lm::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LmShape {
+    /// Rows per batch: windows ([`LmWindows`]) or parallel streams ([`LmStreams`]).
+    pub batch_size: usize,
+    /// Positions predicted per row: nanoGPT's `block_size` ([`LmWindows`]; a row holds
+    /// `seq_len + 1` tokens), or the truncated-BPTT length `bptt` ([`LmStreams`]).
+    pub seq_len: usize,
+}
+
 /// Random windows of `block_size + 1` tokens (nanoGPT's `get_batch`): each batch draws
 /// `batch_size` start offsets uniformly from the corpus, seeded by `(seed, epoch, index)`.
 #[derive(Debug, Clone)]
@@ -46,17 +63,22 @@ pub struct LmWindows {
 }
 
 impl LmWindows {
-    /// Windows over `tokens`; an epoch defaults to as many batches as cover the corpus once.
-    pub fn new(tokens: impl Into<Arc<[i64]>>, block_size: usize, batch_size: usize) -> Result<Self> {
+    /// Windows of `shape.seq_len + 1` tokens over `tokens`, `shape.batch_size` per batch; an
+    /// epoch defaults to as many batches as cover the corpus once.
+    pub fn new(tokens: impl Into<Arc<[i64]>>, shape: LmShape) -> Result<Self> {
+        let LmShape {
+            batch_size,
+            seq_len: block_size,
+        } = shape;
         let tokens = tokens.into();
         if block_size == 0 || batch_size == 0 {
             return Err(Error::Data(format!(
-                "LmWindows: block_size and batch_size must be > 0, found {block_size} and {batch_size}"
+                "LmWindows: seq_len (block_size) and batch_size must be > 0, found {block_size} and {batch_size}"
             )));
         }
         if tokens.len() < block_size + 1 {
             return Err(Error::Data(format!(
-                "LmWindows: the corpus has {} tokens, a window needs block_size + 1 = {}",
+                "LmWindows: the corpus has {} tokens, a window needs seq_len + 1 = {}",
                 tokens.len(),
                 block_size + 1
             )));
@@ -116,13 +138,18 @@ pub struct LmStreams {
 }
 
 impl LmStreams {
-    /// Streams over `tokens` (the tail that does not fill a stream is dropped, as in PyTorch's
-    /// word-language-model example).
-    pub fn new(tokens: impl Into<Arc<[i64]>>, batch_size: usize, bptt: usize) -> Result<Self> {
+    /// `shape.batch_size` streams over `tokens`, read `shape.seq_len` (bptt) tokens at a time
+    /// (the tail that does not fill a stream is dropped, as in PyTorch's word-language-model
+    /// example).
+    pub fn new(tokens: impl Into<Arc<[i64]>>, shape: LmShape) -> Result<Self> {
+        let LmShape {
+            batch_size,
+            seq_len: bptt,
+        } = shape;
         let tokens = tokens.into();
         if batch_size == 0 || bptt == 0 {
             return Err(Error::Data(format!(
-                "LmStreams: batch_size and bptt must be > 0, found {batch_size} and {bptt}"
+                "LmStreams: batch_size and seq_len (bptt) must be > 0, found {batch_size} and {bptt}"
             )));
         }
         let stream_len = tokens.len() / batch_size;
@@ -193,7 +220,14 @@ mod tests {
     #[test]
     fn streams_continue_row_by_row_and_cover_the_corpus() {
         let tokens: Vec<i64> = (0..23).collect();
-        let s = LmStreams::new(tokens, 2, 4).unwrap();
+        let s = LmStreams::new(
+            tokens,
+            LmShape {
+                batch_size: 2,
+                seq_len: 4,
+            },
+        )
+        .unwrap();
         // Two streams of 11: 0..11 and 11..22 (token 22 dropped); 10 targets each → 3 batches.
         assert_eq!(s.num_batches(), 3);
         let b0 = s.get(0, 0, 0).unwrap();
@@ -217,13 +251,29 @@ mod tests {
     #[test]
     fn windows_are_a_function_of_seed_epoch_and_index() {
         let tokens: Vec<i64> = (0..100).collect();
-        let w = LmWindows::new(tokens, 8, 3).unwrap();
+        let w = LmWindows::new(
+            tokens,
+            LmShape {
+                batch_size: 3,
+                seq_len: 8,
+            },
+        )
+        .unwrap();
         let a = w.get(1, 2, 9).unwrap();
         assert_eq!(a, w.get(1, 2, 9).unwrap());
         assert_ne!(a, w.get(2, 2, 9).unwrap());
         for row in a.ids.chunks(9) {
             assert!(row.windows(2).all(|p| p[1] == p[0] + 1), "contiguous windows");
         }
-        assert!(LmWindows::new(vec![1, 2, 3], 8, 1).is_err());
+        assert!(
+            LmWindows::new(
+                vec![1, 2, 3],
+                LmShape {
+                    batch_size: 1,
+                    seq_len: 8
+                }
+            )
+            .is_err()
+        );
     }
 }

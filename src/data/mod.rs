@@ -23,7 +23,7 @@ pub use bpe::{BpeTokenizer, END_OF_TEXT};
 pub use char_tokenizer::CharTokenizer;
 pub use classification::{ClassBatch, ClassificationBatches};
 pub use grammar::ToyGrammar;
-pub use lm::{LmStreams, LmWindows, TokenBatch};
+pub use lm::{LmShape, LmStreams, LmWindows, TokenBatch};
 pub use pairs::{PairBatch, PairBatches};
 pub use rng::SplitMix64;
 pub use text::{read_labeled_tsv, read_lines, read_pairs, read_text, split_tail};

@@ -145,7 +145,11 @@ impl RunLog {
 
     pub(crate) fn finish(&mut self) -> Result<()> {
         if let Progress::Bar(pb) = &self.progress {
-            pb.finish();
+            // indicatif leaves a finished bar's line open, so what the program prints next would
+            // continue it: clear the bar and end with a complete line instead.
+            let (steps, elapsed) = (pb.position(), pb.elapsed());
+            pb.finish_and_clear();
+            eprintln!("{steps} steps in {:.1} s", elapsed.as_secs_f64());
         }
         if let Some((path, file)) = &mut self.csv {
             file.sync_all().map_err(|e| Error::Save {

@@ -6,7 +6,7 @@
 //! ```
 //! # #[cfg(feature = "ndarray")] {
 //! use burn::backend::{Autodiff, NdArray};
-//! use ember_lm::data::LmWindows;
+//! use ember_lm::data::{LmShape, LmWindows};
 //! use ember_lm::models::GptConfig;
 //! use ember_lm::optim::{LrSchedule, OptimizerConfig};
 //! use ember_lm::train::{GptLmTask, ProgressMode, Trainer, TrainerConfig};
@@ -17,8 +17,8 @@
 //! let model = config.init::<B>(&device)?;
 //! // A corpus that repeats 0, 1, ..., 15.
 //! let tokens: Vec<i64> = (0..800).map(|i| i % 16).collect();
-//! let train = LmWindows::new(tokens.clone(), 8, 4)?;
-//! let valid = LmWindows::new(tokens, 8, 4)?.with_batches_per_epoch(2);
+//! let train = LmWindows::new(tokens.clone(), LmShape { batch_size: 4, seq_len: 8 })?;
+//! let valid = LmWindows::new(tokens, LmShape { batch_size: 4, seq_len: 8 })?.with_batches_per_epoch(2);
 //! let mut trainer = Trainer::new(
 //!     TrainerConfig::new().with_max_steps(Some(60)).with_progress(ProgressMode::Off),
 //!     GptLmTask::new(config),
