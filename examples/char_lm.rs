@@ -352,15 +352,13 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
         fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     };
     if let Some(valid) = report.last_valid {
+        let bpc = valid.loss / std::f64::consts::LN_2;
         println!(
             "validation: loss {:.4} nats/char, {:.3} bits/char{}",
             valid.loss,
-            valid.bpc,
+            bpc,
             source_bpc
-                .map(|b| format!(
-                    " (source entropy {b:.3}: {:.3} bits/char left to learn)",
-                    valid.bpc - b
-                ))
+                .map(|b| format!(" (source entropy {b:.3}: {:.3} bits/char left to learn)", bpc - b))
                 .unwrap_or_default()
         );
     }

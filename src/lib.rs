@@ -54,7 +54,7 @@
 //! )?;
 //! let report = trainer.fit(&streams, None)?; // batches -> trained model
 //! // Better than guessing uniformly among the characters already.
-//! assert!(report.last_train.unwrap().bpc < (tokenizer.vocab_size() as f64).log2());
+//! assert!(report.last_train.unwrap().bpc.unwrap() < (tokenizer.vocab_size() as f64).log2());
 //! let model = burn::module::AutodiffModule::valid(trainer.model());
 //! let prompt = tokenizer.encode("the ")?; // model -> text
 //! let out = Generator::new(&model, GenerationConfig::greedy(20), &device)?.generate(&[prompt])?;

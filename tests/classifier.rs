@@ -112,7 +112,7 @@ fn a_classifier_learns_whether_a_token_occurs() {
                 metric: "acc".into(),
                 mode: ember_lm::optim::PlateauMode::Max,
             }),
-        ClassificationTask::new(config),
+        ClassificationTask::new(config.clone()),
         model,
         &OptimizerConfig::adam().with_lr(1e-2),
         LrSchedule::Constant,
@@ -120,8 +120,29 @@ fn a_classifier_learns_whether_a_token_occurs() {
     )
     .unwrap();
     let report = trainer.fit(&train, Some(&valid)).unwrap();
-    let acc = report.last_valid.unwrap().acc.unwrap();
+    let last = report.last_valid.clone().unwrap();
+    let acc = last.acc.unwrap();
     assert!(acc > 0.9, "validation accuracy {acc}");
+    // A class's cross-entropy is not per token: no perplexity or bits per character.
+    assert_eq!((last.ppl, last.bpc), (None, None));
+    assert!(report.last_train.clone().unwrap().ppl.is_none());
+    // Monitoring a metric the task does not report is refused before training.
+    let err = Trainer::new(
+        TrainerConfig::new()
+            .with_max_steps(Some(1))
+            .with_monitor(ember_lm::train::Monitor {
+                metric: "ppl".into(),
+                mode: ember_lm::optim::PlateauMode::Min,
+            }),
+        ClassificationTask::new(config.clone()),
+        config.init::<A>(&device).unwrap(),
+        &OptimizerConfig::adam(),
+        LrSchedule::Constant,
+        &device,
+    )
+    .err()
+    .expect("monitoring ppl on classification is an error");
+    assert!(err.to_string().contains("monitor.metric is `ppl`"), "{err}");
     let (preds, labels) = predict_classes(&trainer.model().valid(), &valid).unwrap();
     let r = classification_report(&preds, &labels, 2).unwrap();
     assert!((r.accuracy - acc).abs() < 1e-9);

@@ -152,7 +152,11 @@ fn both_encoder_decoders_learn_to_reverse_short_sequences() {
     )
     .unwrap();
     let r = rnn.fit(&data, Some(&valid)).unwrap();
-    let rnn_acc = r.last_valid.unwrap().acc.unwrap();
+    let last = r.last_valid.unwrap();
+    let rnn_acc = last.acc.unwrap();
+    // Translation reports perplexity per target token, not bits per character.
+    assert_eq!(last.ppl, Some(last.loss.exp()));
+    assert_eq!(last.bpc, None);
 
     let tf_config = TransformerSeq2SeqConfig::new(10, 10)
         .with_d_model(32)

@@ -245,6 +245,10 @@ where
         <F::Model<B> as TrainableLm<B>>::detach(carry)
     }
 
+    fn reported_metrics(&self) -> crate::train::ReportedMetrics {
+        crate::train::ReportedMetrics::LANGUAGE_MODEL
+    }
+
     fn config_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
     }

@@ -201,9 +201,15 @@ fn has_event_files(dir: &Path) -> bool {
 /// One human-readable line for a row.
 fn describe(row: &MetricRow) -> String {
     let mut s = format!(
-        "step {:>6} epoch {:>3} | {} loss {:.4} ppl {:.2} bpc {:.4}",
-        row.step, row.epoch, row.split, row.loss, row.ppl, row.bpc
+        "step {:>6} epoch {:>3} | {} loss {:.4}",
+        row.step, row.epoch, row.split, row.loss
     );
+    if let Some(ppl) = row.ppl {
+        s += &format!(" ppl {ppl:.2}");
+    }
+    if let Some(bpc) = row.bpc {
+        s += &format!(" bpc {bpc:.4}");
+    }
     if let Some(acc) = row.acc {
         s += &format!(" acc {:.4}", acc);
     }

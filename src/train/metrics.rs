@@ -15,10 +15,12 @@ pub struct MetricRow {
     pub epoch: u64,
     /// Mean loss per item (nats).
     pub loss: f64,
-    /// `exp(loss)`.
-    pub ppl: f64,
-    /// `loss / ln 2`: bits per character for a character model, per token otherwise.
-    pub bpc: f64,
+    /// `exp(loss)`, for tasks whose loss is a cross-entropy per token (language models,
+    /// translation); `None` for the others (see [`ReportedMetrics`]).
+    pub ppl: Option<f64>,
+    /// `loss / ln 2`: bits per character for a character model, per token otherwise; language
+    /// models only (see [`ReportedMetrics`]).
+    pub bpc: Option<f64>,
     /// Accuracy, when the task reports correct predictions.
     pub acc: Option<f64>,
     /// Learning rate of the last step (training rows).
@@ -38,8 +40,8 @@ impl MetricRow {
     pub fn get(&self, name: &str) -> Option<f64> {
         match name {
             "loss" => Some(self.loss),
-            "ppl" => Some(self.ppl),
-            "bpc" => Some(self.bpc),
+            "ppl" => self.ppl,
+            "bpc" => self.bpc,
             "acc" => self.acc,
             _ => None,
         }
@@ -58,8 +60,8 @@ impl MetricRow {
             self.step,
             self.epoch,
             self.loss,
-            self.ppl,
-            self.bpc,
+            opt(self.ppl),
+            opt(self.bpc),
             opt(self.acc),
             opt(self.lr),
             opt(self.grad_norm),
@@ -73,17 +75,50 @@ impl MetricRow {
     pub fn scalars(&self) -> Vec<(String, f64)> {
         let mut out = vec![
             (format!("{}/loss", self.split), self.loss),
-            (format!("{}/ppl", self.split), self.ppl),
-            (format!("{}/bpc", self.split), self.bpc),
             (format!("{}/items_per_sec", self.split), self.items_per_sec),
         ];
-        for (name, v) in [("acc", self.acc), ("lr", self.lr), ("grad_norm", self.grad_norm)] {
+        for (name, v) in [
+            ("ppl", self.ppl),
+            ("bpc", self.bpc),
+            ("acc", self.acc),
+            ("lr", self.lr),
+            ("grad_norm", self.grad_norm),
+        ] {
             if let Some(v) = v {
                 out.push((format!("{}/{name}", self.split), v));
             }
         }
         out
     }
+}
+
+/// The metrics derived from the loss that a task's rows report (accuracy is reported when its
+/// batches count correct predictions). A task says which through
+/// [`Task::reported_metrics`](super::Task::reported_metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedMetrics {
+    /// Perplexity `exp(loss)`: the loss is a cross-entropy per token.
+    pub perplexity: bool,
+    /// Bits per item `loss / ln 2`: the items are the characters or tokens of a text.
+    pub bits: bool,
+}
+
+impl ReportedMetrics {
+    /// The loss alone (and accuracy when counted): classification, and the default.
+    pub const LOSS: Self = Self {
+        perplexity: false,
+        bits: false,
+    };
+    /// Perplexity per target token too: translation and other sequence-to-sequence tasks.
+    pub const SEQUENCE: Self = Self {
+        perplexity: true,
+        bits: false,
+    };
+    /// Perplexity and bits per character or token: language models.
+    pub const LANGUAGE_MODEL: Self = Self {
+        perplexity: true,
+        bits: true,
+    };
 }
 
 /// Sums over batches, turned into a [`MetricRow`].
@@ -117,15 +152,22 @@ impl Window {
         self.items == 0
     }
 
-    pub(crate) fn row(&self, split: &'static str, step: u64, epoch: u64, lr: Option<f64>) -> MetricRow {
+    pub(crate) fn row(
+        &self,
+        reported: ReportedMetrics,
+        split: &'static str,
+        step: u64,
+        epoch: u64,
+        lr: Option<f64>,
+    ) -> MetricRow {
         let loss = self.loss_sum / self.items.max(1) as f64;
         MetricRow {
             split,
             step,
             epoch,
             loss,
-            ppl: loss.exp(),
-            bpc: loss / std::f64::consts::LN_2,
+            ppl: reported.perplexity.then(|| loss.exp()),
+            bpc: reported.bits.then(|| loss / std::f64::consts::LN_2),
             acc: self
                 .has_acc
                 .then(|| self.correct as f64 / self.items.max(1) as f64),

@@ -52,7 +52,7 @@ pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, TrainableLm};
-pub use metrics::MetricRow;
+pub use metrics::{MetricRow, ReportedMetrics};
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;
 pub use plot::plot_losses;

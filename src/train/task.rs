@@ -92,4 +92,12 @@ pub trait Task<B: crate::TrainBackend> {
     fn config_json(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+
+    /// The metrics derived from the loss that the task's rows report in the console,
+    /// TensorBoard and `metrics.csv`. Default [`ReportedMetrics::LOSS`] (the loss alone, and
+    /// accuracy when the batches count correct predictions); the language-model tasks report
+    /// perplexity and bits per character, translation perplexity.
+    fn reported_metrics(&self) -> super::ReportedMetrics {
+        super::ReportedMetrics::LOSS
+    }
 }

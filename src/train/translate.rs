@@ -104,6 +104,10 @@ macro_rules! translation_task {
                 Ok((BatchStats::from_loss(loss, items, Some(correct)), None))
             }
 
+            fn reported_metrics(&self) -> crate::train::ReportedMetrics {
+                crate::train::ReportedMetrics::SEQUENCE
+            }
+
             fn config_json(&self) -> serde_json::Value {
                 self.config.clone()
             }

@@ -171,7 +171,13 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         if self.state.pos.step.is_multiple_of(self.config.log_every) && !run.window.is_empty() {
             let window = std::mem::take(&mut run.window);
             let row = self.finish_row(
-                window.row("train", self.state.pos.step, info.epoch, Some(info.lr)),
+                window.row(
+                    self.task.reported_metrics(),
+                    "train",
+                    self.state.pos.step,
+                    info.epoch,
+                    Some(info.lr),
+                ),
                 run.started,
             );
             run.log.row(&row)?;
@@ -221,6 +227,7 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         if !run.window.is_empty() {
             let row = self.finish_row(
                 run.window.row(
+                    self.task.reported_metrics(),
                     "train",
                     self.state.pos.step,
                     self.state.pos.epoch,

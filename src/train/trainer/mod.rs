@@ -109,6 +109,17 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         device: &B::Device,
     ) -> Result<Self> {
         config.validate()?;
+        let reported = task.reported_metrics();
+        let metric = config.monitor.metric.as_str();
+        if (metric == "ppl" && !reported.perplexity) || (metric == "bpc" && !reported.bits) {
+            return Err(crate::Error::Config {
+                module: "TrainerConfig",
+                message: format!(
+                    "monitor.metric is `{metric}`, which this task does not report (its loss is not a \
+                     cross-entropy per token); monitor `loss` or `acc`"
+                ),
+            });
+        }
         // Weights still to be drawn are drawn now, from the seed (see `seed.rs`).
         super::seed::seed_initialisation::<B, T::Model>(&model, config.seed, device);
         let optim = optimizer.init::<B, T::Model>(&model)?;

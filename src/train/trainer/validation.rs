@@ -36,7 +36,13 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         }
         window.time = t0.elapsed();
         let row = self.finish_row(
-            window.row("valid", self.state.pos.step, self.state.pos.epoch, None),
+            window.row(
+                self.task.reported_metrics(),
+                "valid",
+                self.state.pos.step,
+                self.state.pos.epoch,
+                None,
+            ),
             started,
         );
         let metric = row
