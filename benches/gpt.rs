@@ -137,7 +137,7 @@ fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
             let model = ours.take().unwrap();
             let grads = ember_loss(model.forward(ids.clone()).unwrap()).backward();
             let grads = GradientsParams::from_grads(grads, &model);
-            ours = Some(optim.step(1e-3, model, grads));
+            ours = Some(optim.step_lr(1e-3, model, grads));
             B::sync(&device).ok();
         };
         bench_warm(&mut group, format!("ember_lm/{}", name(cfg)), 3, &mut step);

@@ -39,7 +39,7 @@ fn gpt<B: ember_lm::TrainBackend>(dims: &[usize]) {
         let logits = model.forward(ids.clone()).unwrap().reshape([b * t, v]);
         let grads = loss.forward(logits, targets.clone()).unwrap().backward();
         let grads = burn::optim::GradientsParams::from_grads(grads, &model);
-        model = optim.step(1e-3, model, grads);
+        model = optim.step_lr(1e-3, model, grads);
     }
 }
 

@@ -61,7 +61,7 @@ fn bench_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
                 let loss = CrossEntropyLossConfig::new().init(&device).forward(logits, y);
                 let _logged: f64 = loss.clone().into_scalar().elem();
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = opt.step(1e-3, model, grads);
+                model = opt.step_lr(1e-3, model, grads);
             }
             B::sync(&device).ok();
             start.elapsed()

@@ -246,3 +246,35 @@ fn mismatched_nanogpt_checkpoints_are_errors() {
     let err = StateDict::from_torch_checkpoint(path("missing"), "model").unwrap_err();
     assert!(matches!(err, Error::Load { .. }), "{err}");
 }
+
+/// The language-model loss skips `ignore_index` labels (padding) like Hugging Face's `labels`, and
+/// refuses labels that do not match the logits or leave nothing to predict.
+#[test]
+fn language_model_loss_ignores_masked_labels_and_checks_shapes() {
+    use ember_lm::nn::CrossEntropyLossConfig;
+    let device = Default::default();
+    let model = Gpt::<B>::from_pretrained(tiny_dir(), &device).unwrap();
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(vec![5i64, 9, 3, 7, 1, 8, 2, 4], [2, 4]), &device);
+    let logits = model.forward(ids.clone()).unwrap();
+    let ce = CrossEntropyLossConfig::new().init().unwrap();
+    // Row 1's last two positions are padding (-100): only 4 of the 6 predictions count.
+    let labels = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(vec![5i64, 9, 3, 7, 1, 8, -100, -100], [2, 4]),
+        &device,
+    );
+    let got: f32 = ce.language_model(logits.clone(), labels).unwrap().into_scalar();
+    // By hand: -log softmax(logits[b, t])[label[b, t + 1]] over the 4 kept positions.
+    let lp = burn::tensor::activation::log_softmax(logits.clone(), 2);
+    let pick = |b: usize, t: usize, id: usize| -> f32 {
+        lp.clone().slice([b..b + 1, t..t + 1, id..id + 1]).into_scalar()
+    };
+    let want = -(pick(0, 0, 9) + pick(0, 1, 3) + pick(0, 2, 7) + pick(1, 0, 8)) / 4.0;
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    let err = ce
+        .language_model(logits.clone(), ids.clone().slice([0..2, 0..3]))
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    let one = model.forward(ids.clone().slice([0..2, 0..1])).unwrap();
+    assert!(ce.language_model(one, ids.slice([0..2, 0..1])).is_err());
+}

@@ -143,7 +143,7 @@ fn every_optimizer_matches_torch_optim_for_three_steps() {
         let mut optim = cfg.init::<B, _>(&model).unwrap();
         for s in 0..steps {
             let g = grads(&fx, &format!("grad{s}"), &model);
-            model = optim.step(cfg.lr, model, g);
+            model = optim.step(model, g);
             for ((field, key), (got, init)) in NAMES.iter().zip(values(&model).into_iter().zip(&init)) {
                 let expected = fx.data(&format!("{name}.step{s}.{key}"));
                 // 1e-6 relative to how far torch moved the parameter from its start on the first
@@ -219,13 +219,13 @@ fn optimizer_state_round_trips_through_bytes() {
     let mut optim = cfg.init::<B, _>(&straight).unwrap();
     for s in 0..3 {
         let g = grads(&fx, &format!("grad{s}"), &straight);
-        straight = optim.step(cfg.lr, straight, g);
+        straight = optim.step(straight, g);
     }
     // One step, state saved, a fresh optimizer loads it, two more steps.
     let mut resumed = params(&fx);
     let mut optim = cfg.init::<B, _>(&resumed).unwrap();
     let g = grads(&fx, "grad0", &resumed);
-    resumed = optim.step(cfg.lr, resumed, g);
+    resumed = optim.step(resumed, g);
     let bytes = optim.state_bytes().unwrap();
     assert_eq!(bytes.len(), 2, "two parameter groups");
     let fresh = cfg.init::<B, _>(&resumed).unwrap();
@@ -237,7 +237,7 @@ fn optimizer_state_round_trips_through_bytes() {
         .unwrap();
     for s in 1..3 {
         let g = grads(&fx, &format!("grad{s}"), &resumed);
-        resumed = optim.step(cfg.lr, resumed, g);
+        resumed = optim.step(resumed, g);
     }
     for (a, b) in values(&straight).into_iter().zip(values(&resumed)) {
         assert_eq!(a, b);

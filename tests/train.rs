@@ -725,7 +725,7 @@ fn fused_adamw_is_bitwise_burn_optims_adamw() {
         for step in 0..5 {
             let lr = 1e-2 / (step + 1) as f64;
             let (ga, gb) = (grads(&a), grads(&b));
-            a = ours.step(lr, a, ga);
+            a = ours.step_lr(lr, a, ga);
             b = reference.step(lr, b, gb);
             assert_eq!(
                 a.w.val().into_data(),

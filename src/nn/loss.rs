@@ -86,6 +86,50 @@ impl CrossEntropyLoss {
         Ok(self.forward_unchecked(logits, targets))
     }
 
+    /// The next-token loss of a language model, as Hugging Face computes it from `labels`:
+    /// position `t`'s logits predict `labels[:, t + 1]`, so the last position and the first label
+    /// take no part. Pass the input ids as `labels` (with `ignore_index` where a position must not
+    /// count, such as padding). For a hand-written training loop:
+    ///
+    /// ```
+    /// # #[cfg(feature = "ndarray")] {
+    /// use burn::backend::{Autodiff, NdArray};
+    /// use burn::tensor::{Int, Tensor};
+    /// use ember_lm::models::GptConfig;
+    /// use ember_lm::nn::CrossEntropyLossConfig;
+    ///
+    /// type B = Autodiff<NdArray>;
+    /// let device = Default::default();
+    /// let model = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&device)?;
+    /// let ids = Tensor::<B, 2, Int>::from_ints([[1, 2, 3, 4], [4, 3, 2, 1]], &device);
+    /// let loss = CrossEntropyLossConfig::new().init()?.language_model(model.forward(ids.clone())?, ids)?;
+    /// let grads = loss.backward();
+    /// # let _ = grads;
+    /// # }
+    /// # Ok::<(), ember_lm::Error>(())
+    /// ```
+    ///
+    /// # Shapes
+    /// - `logits`: `[batch, time, vocab]`; `labels`: `[batch, time]` with `time >= 2`; output `[1]`
+    pub fn language_model<B: Backend>(
+        &self,
+        logits: Tensor<B, 3>,
+        labels: Tensor<B, 2, Int>,
+    ) -> Result<Tensor<B, 1>> {
+        let [b, t, v] = logits.dims();
+        if labels.dims() != [b, t] || t < 2 {
+            return Err(Error::shape(
+                "language-model labels",
+                format!("[{b}, {t}] (the logits' batch and time, time >= 2)"),
+                &labels.dims(),
+            ));
+        }
+        // [B, T, V] -> [B, T-1, V] -> [B(T-1), V]; labels [B, T] -> [B, T-1] -> [B(T-1)]
+        let logits = logits.slice([0..b, 0..t - 1, 0..v]).reshape([b * (t - 1), v]);
+        let targets = labels.slice([0..b, 1..t]).reshape([b * (t - 1)]);
+        self.forward(logits, targets)
+    }
+
     /// [`forward`](Self::forward) for targets already checked (a validated batch): no read of the
     /// targets back to the host.
     pub(crate) fn forward_unchecked<B: Backend>(

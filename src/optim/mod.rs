@@ -19,18 +19,23 @@
 //! let device = Default::default();
 //! let model = GptConfig::new(64, 16, 1, 2, 32).init::<B>(&device)?;
 //! // PyTorch's AdamW defaults, no decay on biases/norms/embeddings, clip_grad_norm_(1.0).
+//! // The schedule's peak rate is the configuration's lr (1e-3, PyTorch's AdamW default).
 //! let mut optim = OptimizerConfig::adamw()
 //!     .with_decay_groups(DecayGroups::NoBiasNormEmbedding)
 //!     .with_clip(Some(GradClip::Norm(1.0)))
-//!     .init::<B, _>(&model)?;
-//! let mut schedule = LrScheduler::new(1e-3, LrSchedule::warmup_cosine(10, 100, 1e-4));
+//!     .init::<B, _>(&model)?
+//!     .with_schedule(LrSchedule::warmup_cosine(10, 100, 1e-4))?;
 //!
 //! let ids = Tensor::<B, 2, burn::tensor::Int>::from_ints([[1, 2, 3, 4]], &device);
 //! let loss = model.forward(ids)?.sum();
 //! let mut grads = GradientsParams::from_grads(loss.backward(), &model);
 //! let norm = optim.clip(&model, &mut grads); // the total norm before clipping
-//! let model = optim.step(schedule.step(), model, grads);
+//! assert_eq!(optim.lr(), 1e-3 / 11.0); // warmup step 0 of 10
+//! let model = optim.step(model, grads); // at that rate; the schedule moves on
+//! assert_eq!(optim.lr(), 2e-3 / 11.0);
 //! assert!(norm.is_finite());
+//! // Or keep the scheduler apart and pass each rate: `optim.step_lr(lr, model, grads)`.
+//! let _ = LrScheduler::new(1e-3, LrSchedule::Constant);
 //! # let _ = model;
 //! # }
 //! # Ok::<(), ember_lm::Error>(())

@@ -141,10 +141,15 @@ impl<B: TrainBackend, M: AutodiffModule<B>> Inner<B, M> {
 /// An optimizer for one model: burn-optim's update rule, weight decay split into two parameter
 /// groups, gradient clipping, and its state as bytes for checkpoints.
 ///
-/// Built by [`OptimizerConfig::init`]. The learning rate is passed to each [`step`](Self::step),
-/// so a schedule stays outside (see [`LrScheduler`](super::LrScheduler)).
+/// Built by [`OptimizerConfig::init`]. Like a PyTorch optimizer with its scheduler,
+/// [`step`](Self::step) takes the learning rate from the schedule attached with
+/// [`with_schedule`](Self::with_schedule) (and advances it), or else from the configuration's
+/// `lr`; [`step_lr`](Self::step_lr) takes it from the caller (the [`Trainer`](crate::train::Trainer)
+/// keeps its own scheduler, which it checkpoints).
 pub struct ModelOptimizer<B: TrainBackend, M: AutodiffModule<B>> {
     config: OptimizerConfig,
+    /// The schedule `step` follows; `None`: the constant `config.lr`.
+    schedule: Option<super::LrScheduler>,
     /// Parameters that get weight decay (all of them with [`DecayGroups::All`]).
     decay: Inner<B, M>,
     /// The other group, built with zero weight decay; `None` when every parameter decays.
@@ -172,7 +177,21 @@ impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
             no_decay: split.then(|| Inner::new(&config.algorithm, 0.0)),
             no_decay_ids,
             config,
+            schedule: None,
         }
+    }
+
+    /// Follows `schedule` from its step 0, with the configuration's `lr` as its base (peak)
+    /// rate: each [`step`](Self::step) takes the schedule's next rate. An invalid schedule is an
+    /// error.
+    pub fn with_schedule(mut self, schedule: super::LrSchedule) -> Result<Self> {
+        self.schedule = Some(super::LrScheduler::try_new(self.config.lr, schedule)?);
+        Ok(self)
+    }
+
+    /// The learning rate the next [`step`](Self::step) will use.
+    pub fn lr(&self) -> f64 {
+        self.schedule.as_ref().map_or(self.config.lr, |s| s.current())
     }
 
     /// The configuration this optimizer was built from.
@@ -200,8 +219,18 @@ impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
         }
     }
 
+    /// One optimizer step at the schedule's next learning rate (advancing it), or at the
+    /// configuration's `lr` without a schedule.
+    pub fn step(&mut self, model: M, grads: GradientsParams) -> M {
+        let lr = match &mut self.schedule {
+            Some(s) => s.step(),
+            None => self.config.lr,
+        };
+        self.step_lr(lr, model, grads)
+    }
+
     /// One optimizer step at learning rate `lr`: each parameter group takes its own gradients.
-    pub fn step(&mut self, lr: f64, model: M, mut grads: GradientsParams) -> M {
+    pub fn step_lr(&mut self, lr: f64, model: M, mut grads: GradientsParams) -> M {
         match &mut self.no_decay {
             None => self.decay.step(lr, model, grads),
             Some(no_decay) => {

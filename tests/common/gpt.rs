@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use super::{Fixture, assert_close, fixture_path};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 use ember_lm::models::Gpt;
 
@@ -35,15 +34,12 @@ pub fn check_gpt2<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol
     let logits = model.forward(ids.clone()).unwrap();
     assert_close("gpt2 logits", logits.to_data(), io.data("logits"), atol, rtol);
 
-    // GPT2LMHeadModel's loss: position t predicts token t + 1, averaged.
-    let [batch, time, vocab] = logits.dims();
-    let predicted = logits
-        .slice([0..batch, 0..time - 1])
-        .reshape([batch * (time - 1), vocab]);
-    let targets = ids.slice([0..batch, 1..time]).reshape([batch * (time - 1)]);
-    let loss = CrossEntropyLossConfig::new()
-        .init(device)
-        .forward(predicted, targets);
+    // GPT2LMHeadModel's loss with labels = ids: position t predicts token t + 1, averaged.
+    let loss = ember_lm::nn::CrossEntropyLossConfig::new()
+        .init()
+        .unwrap()
+        .language_model(logits, ids)
+        .unwrap();
     assert_close(
         "gpt2 loss",
         loss.to_data().convert::<f32>(),

@@ -51,7 +51,7 @@ impl<B: crate::TrainBackend, T: Task<B>> TrainState<B, T> {
     pub fn update(&mut self, lr: f64, grads: GradientsParams) {
         let stand_in = shell::<B, T::Model>(&self.model);
         let model = std::mem::replace(&mut self.model, stand_in);
-        self.model = self.optim.step(lr, model, grads);
+        self.model = self.optim.step_lr(lr, model, grads);
     }
 
     /// Writes the state as the checkpoint of its step under `run_dir`.
