@@ -7,11 +7,15 @@
 //! cargo run --release --example gpt2_generate
 //! cargo run --release --example gpt2_generate -- --model path/to/gpt2 --prompt "Hello, my dog" \
 //!     --tokens 40 --temperature 0.8 --top-p 0.95 --seed 1
+//! cargo run --release --example gpt2_generate -- --model path/to/gpt2 --tokens 40   # the model's settings
 //! cargo run --release --example gpt2_generate -- --beams 4 --tokens 20        # beam search
 //! ```
 //!
-//! A real GPT-2 directory: `huggingface-cli download gpt2 config.json model.safetensors tokenizer.json
-//! --local-dir gpt2` (or `save_pretrained` from `transformers`).
+//! A real GPT-2 directory: `huggingface-cli download gpt2 config.json generation_config.json
+//! model.safetensors tokenizer.json --local-dir gpt2` (or `save_pretrained` from `transformers`).
+//! The generation settings start from the directory's `generation_config.json`
+//! (`GenerationConfig::from_pretrained`), as transformers' `generate` does; the options override
+//! them.
 
 use ember_lm::Result;
 use ember_lm::data::{BpeTokenizer, Tokenizer};
@@ -38,21 +42,22 @@ struct Options {
     /// New tokens to generate.
     #[arg(long, default_value_t = 30)]
     tokens: usize,
-    /// Sampling temperature; 0 decodes greedily.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f64,
-    /// Sample among the k most likely tokens only (0: all).
-    #[arg(long, default_value_t = 50)]
-    top_k: usize,
-    /// Sample within the smallest set of this much probability (1: all).
-    #[arg(long, default_value_t = 0.95)]
-    top_p: f64,
+    /// Sample at this temperature (0: greedy) [default: the model's generation_config.json,
+    /// greedy for GPT-2, as transformers' generate].
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Sample among the k most likely tokens only (0: all) [default: the model's, else 50].
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample within the smallest set of this much probability [default: the model's, else 1].
+    #[arg(long)]
+    top_p: Option<f64>,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Beam search with this many beams (1: sample or greedy).
-    #[arg(long, default_value_t = 1)]
-    beams: usize,
+    /// Beam search with this many beams [default: the model's, else 1: no beam search].
+    #[arg(long)]
+    beams: Option<usize>,
     /// Where to compute (each needs its cargo feature).
     #[arg(long, value_enum, default_value_t = Device::best_compiled())]
     device: Device,
@@ -68,30 +73,30 @@ fn main() {
 
 /// Generation needs no autodiff: the model runs on `B`'s inner backend.
 fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
-    let (dir, prompt, tokens, temperature, top_k, top_p, seed, beams) = (
-        &o.model,
-        &o.prompt,
-        o.tokens,
-        o.temperature,
-        o.top_k,
-        o.top_p,
-        o.seed,
-        o.beams,
-    );
+    let (dir, prompt) = (&o.model, &o.prompt);
     let device = Default::default();
     let model = Gpt::<B::InnerBackend>::from_pretrained(dir, &device)?;
     let tokenizer = BpeTokenizer::from_file(format!("{dir}/tokenizer.json"))?;
     let ids = tokenizer.encode(prompt)?;
-    let eos: Vec<u32> = tokenizer.special_tokens().eos.into_iter().collect();
-    let config = GenerationConfig::new()
-        .with_max_new_tokens(tokens)
-        .with_do_sample(beams == 1 && temperature > 0.0)
-        .with_temperature(temperature.max(1e-6))
-        .with_top_k(top_k)
-        .with_top_p(top_p)
-        .with_num_beams(beams)
-        .with_eos_token_ids(eos)
-        .with_seed(seed);
+    // The model's own settings (its EOS token, sampling or not), as transformers' generate starts
+    // from them; the command line overrides what it sets.
+    let mut config = GenerationConfig::from_pretrained(dir)?
+        .with_max_new_tokens(o.tokens)
+        .with_seed(o.seed);
+    if let Some(t) = o.temperature {
+        config = config.with_do_sample(t > 0.0).with_temperature(t.max(1e-6));
+    }
+    if let Some(k) = o.top_k {
+        config = config.with_top_k(k);
+    }
+    if let Some(p) = o.top_p {
+        config = config.with_top_p(p);
+    }
+    if let Some(b) = o.beams {
+        let sample = config.do_sample && b == 1;
+        config = config.with_num_beams(b).with_do_sample(sample);
+    }
+    let beams = config.num_beams;
     let generator = Generator::new(&model, config, &device)?.with_tokenizer(&tokenizer);
     print!("{prompt}");
     if beams == 1 {

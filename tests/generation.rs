@@ -524,3 +524,100 @@ fn generation_slides_its_window_past_the_context() {
     assert_eq!(out[0][0].tokens.len(), 70);
     assert_eq!(out[0][0].finish, FinishReason::MaxNewTokens);
 }
+
+/// `generation_config.json` as transformers wrote it maps field by field to what transformers
+/// reads back (`expected.json`, `tests/fixtures/make_generation_config.py`); unset fields keep the
+/// defaults transformers' `generate` resolves them to; an option ember-lm lacks is refused by name.
+#[test]
+fn generation_config_json_reads_as_transformers_reads_it() {
+    use serde_json::Value;
+    for case in ["sampling", "beams"] {
+        let dir = fixture_path(&format!("generation_config/{case}"));
+        let c = GenerationConfig::from_pretrained(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+        let want: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        let d = GenerationConfig::new();
+        let f = |k: &str| want[k].as_f64();
+        let u = |k: &str| want[k].as_u64().map(|v| v as usize);
+        assert_eq!(
+            c.max_new_tokens,
+            u("max_new_tokens").unwrap_or(d.max_new_tokens),
+            "{case}"
+        );
+        assert_eq!(
+            c.do_sample,
+            want["do_sample"].as_bool().unwrap_or(false),
+            "{case}"
+        );
+        assert_eq!(c.temperature, f("temperature").unwrap_or(1.0), "{case}");
+        assert_eq!(c.top_k, u("top_k").unwrap_or(50), "{case}");
+        assert_eq!(c.top_p, f("top_p").unwrap_or(1.0), "{case}");
+        assert_eq!(c.min_p, f("min_p"), "{case}");
+        assert_eq!(
+            c.repetition_penalty,
+            f("repetition_penalty").unwrap_or(1.0),
+            "{case}"
+        );
+        assert_eq!(
+            c.no_repeat_ngram_size,
+            u("no_repeat_ngram_size").unwrap_or(0),
+            "{case}"
+        );
+        assert_eq!(c.num_beams, u("num_beams").unwrap_or(1), "{case}");
+        assert_eq!(c.length_penalty, f("length_penalty").unwrap_or(1.0), "{case}");
+        let stopping = match &want["early_stopping"] {
+            Value::Bool(true) => BeamStopping::Eager,
+            Value::String(s) if s == "never" => BeamStopping::Never,
+            _ => BeamStopping::Heuristic,
+        };
+        assert_eq!(c.early_stopping, stopping, "{case}");
+        assert_eq!(
+            c.num_return_sequences,
+            u("num_return_sequences").unwrap_or(1),
+            "{case}"
+        );
+        let eos: Vec<u32> = want["eos_token_id"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect())
+            .unwrap_or_default();
+        assert_eq!(c.eos_token_ids, eos, "{case}");
+        assert_eq!(
+            c.bos_token_id,
+            want["bos_token_id"].as_u64().map(|v| v as u32),
+            "{case}"
+        );
+    }
+    let err = GenerationConfig::from_pretrained(fixture_path("generation_config/unsupported")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`diversity_penalty` is 0.5, which ember-lm"),
+        "{err}"
+    );
+    // The tiny GPT-2's file: its EOS (0) comes with it, as transformers' generate uses it.
+    let c = GenerationConfig::from_pretrained(fixture_path("gpt2-tiny")).unwrap();
+    assert_eq!((c.eos_token_ids.clone(), c.bos_token_id), (vec![0], Some(0)));
+    // No generation_config.json: config.json's generation fields, as from_model_config.
+    let dir = std::env::temp_dir().join(format!("ember-genconf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"model_type": "gpt2", "eos_token_id": 5, "n_embd": 8}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        GenerationConfig::from_pretrained(&dir).unwrap().eos_token_ids,
+        vec![5]
+    );
+    // Broken files are errors that name them.
+    std::fs::write(dir.join("generation_config.json"), "{ not json").unwrap();
+    let err = GenerationConfig::from_pretrained(&dir).unwrap_err();
+    assert!(err.to_string().contains("generation_config.json"), "{err}");
+    std::fs::write(dir.join("generation_config.json"), r#"{"eos_token_id": -1}"#).unwrap();
+    assert!(GenerationConfig::from_pretrained(&dir).is_err());
+    std::fs::write(dir.join("generation_config.json"), r#"{"max_length": 50}"#).unwrap();
+    let err = GenerationConfig::from_pretrained(&dir).unwrap_err();
+    assert!(err.to_string().contains("max_new_tokens"), "{err}");
+    std::fs::write(dir.join("generation_config.json"), r#"{"top_p": 1.5}"#).unwrap();
+    assert!(GenerationConfig::from_pretrained(&dir).is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -22,6 +22,7 @@
 //! # Ok::<(), ember_lm::Error>(())
 //! ```
 mod config;
+mod pretrained;
 pub mod processors;
 mod search;
 
