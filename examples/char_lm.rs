@@ -29,7 +29,9 @@ use ember_lm::generate::{GenerationConfig, Generator};
 use ember_lm::models::{GptConfig, LanguageModel, RnnLmConfig};
 use ember_lm::nn::{CellType, FeedForwardActivation};
 use ember_lm::optim::{Algorithm, DecayGroups, GradClip, LrSchedule, OptimizerConfig};
-use ember_lm::train::{FitReport, GptLmTask, RnnLmTask, Task, Trainer, TrainerConfig, load_model};
+use ember_lm::train::{
+    FitReport, GptLmTask, RnnLmTask, RunTokenizer, Task, Trainer, TrainerConfig, load_run,
+};
 use ember_lm::{Error, Result};
 
 #[path = "common/cli.rs"]
@@ -303,7 +305,8 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
             &optimizer,
             schedule,
             &device,
-        )?;
+        )?
+        .with_tokenizer(tokenizer.clone());
         fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     } else {
         let config = match saved.as_ref().and_then(|i| i.rnn.clone()) {
@@ -348,7 +351,8 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
             &optimizer,
             schedule,
             &device,
-        )?;
+        )?
+        .with_tokenizer(tokenizer.clone());
         fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
     };
     if let Some(valid) = report.last_valid {
@@ -466,9 +470,7 @@ fn samples<B: ember_lm::Backend, M: LanguageModel<B>>(
 fn generate<B: ember_lm::TrainBackend>(o: &GenerateArgs) -> Result<()> {
     let device: B::Device = Default::default();
     let dir = &o.from;
-    let tokenizer = CharTokenizer::load(dir.join("tokenizer.json"))?;
     let info = load_info(dir)?;
-    let prompt = tokenizer.encode(&o.prompt)?;
     let config = GenerationConfig::new()
         .with_do_sample(o.temperature > 0.0)
         .with_temperature(o.temperature.max(1e-6))
@@ -476,27 +478,34 @@ fn generate<B: ember_lm::TrainBackend>(o: &GenerateArgs) -> Result<()> {
         .with_top_p(o.top_p)
         .with_max_new_tokens(o.tokens)
         .with_seed(o.seed);
-    print!("{}", o.prompt);
     let mut stream = |piece: &str| {
         print!("{piece}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
     };
-    match (info.gpt, info.rnn) {
-        (Some(config_gpt), _) => {
-            let model = load_model(dir, config_gpt.init::<B::InnerBackend>(&device)?, &device)?;
-            stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
-        }
-        (None, Some(config_rnn)) => {
-            let model = load_model(dir, config_rnn.init::<B::InnerBackend>(&device)?, &device)?;
-            stream_from(&model, config, &tokenizer, &prompt, &mut stream)?;
-        }
-        (None, None) => {
-            return Err(Error::Load {
-                path: dir.join("char_lm.json"),
-                message: "no model configuration".into(),
-            });
-        }
+    // The run directory rebuilds the model and the tokenizer (`load_run`); char_lm.json says
+    // which family to read its configuration as.
+    if info.gpt.is_some() {
+        let run = load_run::<GptConfig, B::InnerBackend>(dir, &device)?;
+        let tokenizer = run_tokenizer(run.tokenizer, dir)?;
+        let prompt = tokenizer.encode(&o.prompt)?;
+        print!("{}", o.prompt);
+        stream_from(&run.model, config, &tokenizer, &prompt, &mut stream)?;
+    } else {
+        let run = load_run::<RnnLmConfig, B::InnerBackend>(dir, &device)?;
+        let tokenizer = run_tokenizer(run.tokenizer, dir)?;
+        let prompt = tokenizer.encode(&o.prompt)?;
+        print!("{}", o.prompt);
+        stream_from(&run.model, config, &tokenizer, &prompt, &mut stream)?;
     }
     println!();
     Ok(())
+}
+
+/// The run's character tokenizer.
+fn run_tokenizer(tokenizer: Option<RunTokenizer>, dir: &std::path::Path) -> Result<CharTokenizer> {
+    match tokenizer {
+        Some(RunTokenizer::Char(t)) => Ok(t),
+        // Runs written before the trainer saved tokenizers: char_lm's own file.
+        _ => CharTokenizer::load(dir.join("tokenizer.json")),
+    }
 }

@@ -746,3 +746,93 @@ fn fused_adamw_is_bitwise_burn_optims_adamw() {
         run::<Autodiff<burn::backend::Flex>>(decay);
     }
 }
+
+/// A run directory rebuilds its model and tokenizer with no program-side file: `load_run` gives
+/// a model whose logits are bitwise the trained model's, and the tokenizer given to the trainer.
+#[test]
+fn load_run_rebuilds_the_trained_model_and_its_tokenizer() {
+    use ember_lm::data::{CharTokenizer, Tokenizer};
+    use ember_lm::models::{LanguageModel, RnnLmConfig};
+    use ember_lm::train::{GptLmTask, RunTokenizer, load_run};
+    let text = "the cat sat on the mat and the dog sat on the log ".repeat(40);
+    let tokenizer = CharTokenizer::from_corpus(&text).unwrap();
+    let ids: Vec<i64> = tokenizer
+        .encode(&text)
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let config = GptConfig::new(tokenizer.vocab_size(), 16, 1, 2, 16);
+    let dir = tmp("load-run");
+    let device = Default::default();
+    let make = |steps: u64| {
+        Trainer::new(
+            quiet()
+                .with_max_steps(Some(steps))
+                .with_run_dir(Some(dir.clone())),
+            GptLmTask::new(config.clone()),
+            config.init::<B>(&device).unwrap(),
+            &OptimizerConfig::adamw().with_lr(1e-2),
+            LrSchedule::Constant,
+            &device,
+        )
+        .unwrap()
+    };
+    let mut trainer = make(6).with_tokenizer(tokenizer.clone());
+    let data = LmWindows::new(
+        ids.clone(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 16,
+        },
+    )
+    .unwrap();
+    trainer.fit(&data, None).unwrap();
+
+    let run = load_run::<GptConfig, NdArray>(&dir, &device).unwrap();
+    assert_eq!(run.step, 6);
+    assert_eq!(run.config.vocab_size, config.vocab_size);
+    let probe = burn::tensor::Tensor::<NdArray, 2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(ids[..16].to_vec(), [1, 16]),
+        &device,
+    );
+    let trained = trainer.model().valid();
+    assert_eq!(
+        LanguageModel::logits(&run.model, probe.clone())
+            .unwrap()
+            .into_data(),
+        LanguageModel::logits(&trained, probe).unwrap().into_data(),
+        "the rebuilt model's logits are the trained model's, bit for bit"
+    );
+    let Some(RunTokenizer::Char(loaded)) = run.tokenizer else {
+        panic!("the run's tokenizer is a CharTokenizer");
+    };
+    assert_eq!(
+        loaded.encode("the dog").unwrap(),
+        tokenizer.encode("the dog").unwrap()
+    );
+
+    // One checkpoint directory of the run works too, tokenizer included.
+    let step_dir = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    assert!(
+        load_run::<GptConfig, NdArray>(&step_dir, &device)
+            .unwrap()
+            .tokenizer
+            .is_some()
+    );
+    // Another model family is refused with the checkpoint named, not silently misread.
+    let err = load_run::<RnnLmConfig, NdArray>(&dir, &device).err().unwrap();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("RnnLmConfig"), "{err}");
+    // A resumed run not given the tokenizer again keeps it.
+    let mut resumed = make(8).resume(&dir).unwrap();
+    resumed.fit(&data, None).unwrap();
+    let run = load_run::<GptConfig, NdArray>(&dir, &device).unwrap();
+    assert_eq!(run.step, 8);
+    assert!(run.tokenizer.is_some());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -40,6 +40,7 @@ mod logging;
 mod metrics;
 mod parallel;
 mod plot;
+mod run;
 mod seed;
 mod task;
 mod tensorboard;
@@ -56,6 +57,7 @@ pub use metrics::{MetricRow, ReportedMetrics};
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;
 pub use plot::plot_losses;
+pub use run::{LoadedRun, RunModelConfig, RunTokenizer, load_run};
 pub use seed::seed_everything;
 pub use task::{BatchStats, Task, TrainOutput};
 pub use tensorboard::{EventWriter, frame_record, read_records};

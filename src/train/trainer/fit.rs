@@ -110,6 +110,7 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
                 &self.config,
                 self.state.optim.config(),
                 &self.task.config_json(),
+                self.tokenizer.as_ref(),
             )?;
         }
         let steps_per_epoch = batches.div_ceil(self.config.grad_accum) as u64;

@@ -87,6 +87,8 @@ pub struct Trainer<B: crate::TrainBackend, T: Task<B>> {
     state: TrainState<B, T>,
     device: B::Device,
     hooks: Vec<Box<dyn Hook>>,
+    /// Saved into the run directory, for [`load_run`](crate::train::load_run).
+    tokenizer: Option<crate::train::RunTokenizer>,
 }
 
 /// Which replica this trainer is in data-parallel training: it reads batches
@@ -137,7 +139,15 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
             },
             device: device.clone(),
             hooks: Vec::new(),
+            tokenizer: None,
         })
+    }
+
+    /// The tokenizer of the run's data: written to the run directory's `tokenizer.json` when
+    /// training starts, so that [`load_run`](crate::train::load_run) rebuilds it with the model.
+    pub fn with_tokenizer(mut self, tokenizer: impl Into<crate::train::RunTokenizer>) -> Self {
+        self.tokenizer = Some(tokenizer.into());
+        self
     }
 
     /// Adds a hook.

@@ -38,6 +38,7 @@ pub(super) fn prepare_run_dir(
     config: &TrainerConfig,
     optim: &OptimizerConfig,
     model: &serde_json::Value,
+    tokenizer: Option<&crate::train::RunTokenizer>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Save {
         path: dir.to_path_buf(),
@@ -49,10 +50,23 @@ pub(super) fn prepare_run_dir(
     for (_, step_dir) in checkpoint::list_all_dirs(dir) {
         crate::io::remove_stale_temporaries(&step_dir);
     }
+    if let Some(t) = tokenizer {
+        t.save(dir)?;
+    }
+    // A resumed run given no tokenizer keeps the one an earlier start recorded.
+    let kind = match tokenizer {
+        Some(t) => serde_json::Value::from(t.kind()),
+        None => std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|json| json.get("tokenizer").cloned())
+            .unwrap_or(serde_json::Value::Null),
+    };
     let json = serde_json::json!({
         "trainer": config,
         "optimizer": optim,
         "model": model,
+        "tokenizer": kind,
     });
     let bytes = serde_json::to_vec_pretty(&json).map_err(|e| Error::Save {
         path: dir.join("config.json"),
