@@ -207,3 +207,42 @@ fn streaming_decode_never_splits_a_character() {
     assert_eq!(outs.iter().flatten().cloned().collect::<String>(), emoji);
     assert!(outs[..outs.len() - 1].iter().all(Option::is_none));
 }
+
+/// Text that spells a special token: `encode` gives the special token (which decoding drops), as
+/// Hugging Face does; `encode_literal` takes the spelling as text, equal to `tokenizers` with
+/// `encode_special_tokens` (fixture `tests/fixtures/make_literal_special.py`), and round-trips.
+#[test]
+fn special_token_spellings_encode_literally_when_asked() {
+    let tok = gpt2_tiny();
+    let text = std::fs::read_to_string(common::fixture_path("tokenizers/literal_special.json")).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for case in &cases {
+        let s = case["text"].as_str().unwrap();
+        assert_eq!(tok.encode(s).unwrap(), ids(&case["encode"]), "encode {s:?}");
+        let literal = tok.encode_literal(s).unwrap();
+        assert_eq!(literal, ids(&case["encode_literal"]), "encode_literal {s:?}");
+        assert_eq!(tok.decode(&literal).unwrap(), s, "literal round trip of {s:?}");
+    }
+    // The special token itself decodes to nothing: the plain round trip loses it.
+    assert_eq!(tok.decode(&tok.encode("a<|endoftext|>b").unwrap()).unwrap(), "ab");
+    // Every random string round-trips through encode_literal, special spellings or not.
+    for s in random_strings(100, 9) {
+        let s = format!("{s}<|endoftext|>{s}");
+        assert_eq!(tok.decode(&tok.encode_literal(&s).unwrap()).unwrap(), s);
+    }
+    // The word tokenizer: a word spelled like a special token is unknown, not the token.
+    let words = WordTokenizer::from_corpus(["the cat", "the dog"], 1, true).unwrap();
+    let unk = words.special_tokens().unk.unwrap();
+    assert_eq!(words.encode_literal("the <pad> cat").unwrap()[1], unk);
+    assert_eq!(
+        words.encode("the <pad> cat").unwrap()[1],
+        words.special_tokens().pad.unwrap()
+    );
+}

@@ -22,6 +22,8 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct BpeTokenizer {
     inner: HfTokenizer,
+    /// The same tokenizer with special tokens encoded as text, for `encode_literal`.
+    literal: HfTokenizer,
     special: SpecialTokens,
 }
 
@@ -119,7 +121,13 @@ impl BpeTokenizer {
             eos: find(&["</s>", "<eos>", "[SEP]"]).or(eot),
             unk: find(&["<unk>", "[UNK]"]),
         };
-        Self { inner, special }
+        let mut literal = inner.clone();
+        literal.set_encode_special_tokens(true);
+        Self {
+            inner,
+            literal,
+            special,
+        }
     }
 }
 
@@ -127,6 +135,14 @@ impl Tokenizer for BpeTokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(format!("BPE encoding failed: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .literal
             .encode(text, false)
             .map_err(|e| Error::Tokenizer(format!("BPE encoding failed: {e}")))?;
         Ok(encoding.get_ids().to_vec())

@@ -18,11 +18,27 @@ pub struct SpecialTokens {
 /// Text to token ids and back.
 ///
 /// Implemented by [`CharTokenizer`](super::CharTokenizer), [`WordTokenizer`](super::WordTokenizer)
-/// and [`BpeTokenizer`](super::BpeTokenizer). `decode(encode(s)) == s` holds for every string a
-/// tokenizer can represent (every UTF-8 string for byte-level BPE).
+/// and [`BpeTokenizer`](super::BpeTokenizer).
+///
+/// # Round trip
+/// `decode(encode_literal(s)) == s` for every string the tokenizer can represent: every UTF-8
+/// string for byte-level BPE; for a [`CharTokenizer`](super::CharTokenizer), strings of its
+/// characters; for a [`WordTokenizer`](super::WordTokenizer), lowercase words of its vocabulary
+/// separated by single spaces. `encode` differs only on text that spells a special token (BPE's
+/// `<|endoftext|>`, the word tokenizer's `<pad>`, ...): like Hugging Face's tokenizers, it turns
+/// that spelling into the special token, which `decode` then drops. Encode untrusted text with
+/// `encode_literal`.
 pub trait Tokenizer {
-    /// The ids of `text` (no special tokens added).
+    /// The ids of `text` (no special tokens added; a special token's spelling in `text` becomes
+    /// that special token, as Hugging Face's tokenizers do).
     fn encode(&self, text: &str) -> Result<Vec<u32>>;
+
+    /// The ids of `text` with special tokens' spellings taken as ordinary text (transformers'
+    /// `split_special_tokens=True`): what untrusted input should go through. The default is
+    /// [`encode`](Self::encode), for tokenizers whose special tokens have no spelling.
+    fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode(text)
+    }
 
     /// The text of `ids`. An id outside the vocabulary is an
     /// [`Error::TokenId`](crate::Error::TokenId); special tokens other than `unk` decode to

@@ -106,6 +106,16 @@ impl Tokenizer for WordTokenizer {
             .collect())
     }
 
+    /// Words spelled like a special token (`<pad>`, `<bos>`, ...) become `<unk>`: they are not
+    /// in the vocabulary as words.
+    fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text)?;
+        ids.iter_mut()
+            .filter(|id| **id != 1 && **id < 4)
+            .for_each(|id| *id = 1);
+        Ok(ids)
+    }
+
     fn decode(&self, ids: &[u32]) -> Result<String> {
         check_ids(ids, self.vocab_size())?;
         let words: Vec<&str> = ids

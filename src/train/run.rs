@@ -95,6 +95,10 @@ impl Tokenizer for RunTokenizer {
         self.inner().encode(text)
     }
 
+    fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
+        self.inner().encode_literal(text)
+    }
+
     fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner().decode(ids)
     }
