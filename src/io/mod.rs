@@ -4,6 +4,7 @@
 mod atomic;
 mod crc;
 mod export;
+mod grads;
 pub(crate) mod json;
 mod pickle_guard;
 pub(crate) mod record;
@@ -14,6 +15,7 @@ pub use atomic::atomic_write;
 pub(crate) use atomic::{remove_stale_temporaries, sync_dir};
 pub use crc::crc32c;
 pub(crate) use export::write_safetensors;
+pub use grads::named_grads;
 pub use state_dict::StateDict;
 pub use weights::{KeyReport, ShapeMismatch, TorchWeights, WeightPath};
 pub(crate) use weights::{load_into, state_dict_of};

@@ -71,6 +71,22 @@ pub trait TorchWeights: Sized {
         state_dict_of(&mut self.clone(), prefix)
     }
 
+    /// PyTorch's `named_parameters()`: every parameter under its PyTorch key with its value, in
+    /// PyTorch's layout (a tied parameter once, under its first name).
+    fn named_parameters(&self) -> Result<Vec<(String, TensorData)>>
+    where
+        Self: Clone,
+    {
+        let tied: BTreeSet<String> = collect_keys(&mut self.clone(), "")
+            .into_iter()
+            .filter(|k| k.kind != KeyKind::Param)
+            .map(|k| k.key)
+            .collect();
+        let mut out = state_dict_of(&mut self.clone(), "")?;
+        out.retain(|(k, _)| !tied.contains(k));
+        Ok(out)
+    }
+
     /// Writes [`pytorch_state_dict`](Self::pytorch_state_dict) (no prefix) to a `.safetensors`
     /// file, atomically: `module.load_state_dict(safetensors.torch.load_file(path))` loads it into
     /// the matching PyTorch module with `strict=True`. Any other extension is an [`Error::Save`].
@@ -104,7 +120,7 @@ pub(crate) fn state_dict_of<M: TorchWeights>(
 
 /// The keys `module` expects under `prefix`. A key visit reads no tensor, and `WeightPath`
 /// fails only when loading, so a visit in this mode has no error to report.
-fn collect_keys<M: TorchWeights>(module: &mut M, prefix: &str) -> Vec<ExpectedKey> {
+pub(crate) fn collect_keys<M: TorchWeights>(module: &mut M, prefix: &str) -> Vec<ExpectedKey> {
     let mut visit = Visit::Keys(Vec::new());
     let listed = module.visit_weights(&mut WeightPath::root(prefix, &mut visit));
     debug_assert!(listed.is_ok(), "a key visit failed: {listed:?}");
@@ -120,6 +136,8 @@ pub(crate) struct ExpectedKey {
     pub key: String,
     pub shape: Vec<usize>,
     pub kind: KeyKind,
+    /// The parameter under this key, and whether PyTorch stores it transposed (parameters only).
+    pub param: Option<(burn::module::ParamId, bool)>,
 }
 
 /// Whether a key must be there.
@@ -210,6 +228,7 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 key,
                 shape: p.dims().to_vec(),
                 kind: KeyKind::Tied,
+                param: None,
             }),
             Visit::Load(dict) => {
                 if dict.shape(&key).is_some() {
@@ -237,6 +256,7 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 key: format!("{}{name}", self.prefix),
                 shape: Vec::new(),
                 kind: KeyKind::Buffer,
+                param: None,
             });
         }
     }
@@ -257,6 +277,7 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 key,
                 shape,
                 kind: KeyKind::Param,
+                param: Some((p.id, layout == Layout::Transposed)),
             }),
             Visit::Load(dict) => {
                 let value = dict.tensor::<B, D>(&key, &p.lazy_device())?;

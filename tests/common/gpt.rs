@@ -55,6 +55,37 @@ pub fn check_gpt2<B: ember_lm::TrainBackend>(device: &B::Device, atol: f64, rtol
         atol,
         rtol,
     );
+    // The same gradients by PyTorch key (nanoGPT's names, Linear layout), as `p.grad` over
+    // `named_parameters()`: the tied lm_head once, as wte.
+    let named = ember_lm::io::named_grads(&model, &grads);
+    let by_key = |k: &str| named.iter().find(|(key, _)| key == k).map(|(_, g)| g.clone());
+    assert!(
+        by_key("lm_head.weight").is_none(),
+        "a tied parameter is listed once"
+    );
+    assert_close(
+        "gpt2 named grad wte",
+        by_key("transformer.wte.weight").expect("wte's gradient"),
+        io.data("grad.wte"),
+        atol,
+        rtol,
+    );
+    let c_attn_named = by_key("transformer.h.0.attn.c_attn.weight").expect("c_attn's gradient");
+    let c_attn_named: Tensor<B::InnerBackend, 2> = Tensor::from_data(c_attn_named, device);
+    assert_close(
+        "gpt2 named grad h.0.attn.c_attn.weight",
+        c_attn_named.transpose().to_data(),
+        io.data("grad.h.0.attn.c_attn.weight"),
+        atol,
+        rtol,
+    );
+    assert_eq!(
+        named.len(),
+        ember_lm::io::TorchWeights::named_parameters(&model)
+            .unwrap()
+            .len(),
+        "every parameter of the tiny GPT-2 has a gradient"
+    );
     // Ours is PyTorch's Linear layout [3D, D]; Conv1D's is [D, 3D].
     let c_attn = model.h[0].self_attn.in_proj_weight.val().grad(&grads).unwrap();
     assert_close(
