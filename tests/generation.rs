@@ -621,3 +621,102 @@ fn generation_config_json_reads_as_transformers_reads_it() {
     assert!(GenerationConfig::from_pretrained(&dir).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A padded batch, left or right, with its attention mask: `Gpt::forward_padded` equals
+/// transformers' GPT-2 given the same mask and `generate`'s position ids, at every real position
+/// (fixture `tests/fixtures/make_padded_gpt2.py`), and each row equals that prompt run alone;
+/// the trait's default (row by row) agrees, as does an RnnLm.
+#[test]
+fn padded_batches_match_transformers_at_real_positions() {
+    let device = dev();
+    let gpt = Gpt::<B>::from_pretrained(fixture_path("gpt2-tiny"), &device).unwrap();
+    let io = Fixture::load("generation/padded_gpt2.safetensors");
+    for side in ["left", "right"] {
+        let ids = Tensor::<B, 2, Int>::from_data(io.data(&format!("{side}_ids")), &device);
+        let mask = Tensor::<B, 2, Int>::from_data(io.data(&format!("{side}_mask")), &device);
+        let want = io.tensor::<B, 3>(&format!("{side}_logits"), &device);
+        let got = gpt.forward_padded(ids.clone(), mask.clone(), None).unwrap();
+        let m: Vec<i64> = mask.clone().into_data().convert::<i64>().into_vec().unwrap();
+        let [batch, time, vocab] = got.dims();
+        for b in 0..batch {
+            for t in (0..time).filter(|&t| m[b * time + t] == 1) {
+                let pick = |x: &Tensor<B, 3>| x.clone().slice([b..b + 1, t..t + 1, 0..vocab]).into_data();
+                common::assert_close(
+                    &format!("{side} row {b} position {t}"),
+                    pick(&got),
+                    pick(&want),
+                    1e-4,
+                    1e-4,
+                );
+            }
+        }
+        assert!(
+            !got.clone().is_nan().any().into_scalar(),
+            "{side}: NaN in the padded logits"
+        );
+        // The trait: Gpt's batched path, and the default row by row, agree at real positions.
+        let batched = LanguageModel::logits_padded(&gpt, ids.clone(), mask.clone()).unwrap();
+        let rows = row_by_row(&gpt, ids, mask);
+        common::assert_close(
+            &format!("{side} trait"),
+            batched.into_data(),
+            rows.into_data(),
+            1e-4,
+            1e-4,
+        );
+    }
+    // Bad masks are errors that say what they expected.
+    let ids = Tensor::<B, 2, Int>::from_data(io.data("left_ids"), &device);
+    let two = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![2i64; 21], [3, 7]), &device);
+    assert!(gpt.forward_padded(ids.clone(), two, None).is_err());
+    let short = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64; 6], [3, 2]), &device);
+    assert!(matches!(
+        gpt.forward_padded(ids.clone(), short, None),
+        Err(Error::Shape { .. })
+    ));
+    let far = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![64i64; 21], [3, 7]), &device);
+    let ones = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64; 21], [3, 7]), &device);
+    assert!(matches!(
+        gpt.forward_padded(ids.clone(), ones, Some(far)),
+        Err(Error::Index { .. })
+    ));
+    let holes = Tensor::<B, 2, Int>::from_data(
+        TensorData::new([1i64, 0, 1, 1, 1, 1, 1].repeat(3), [3, 7]),
+        &device,
+    );
+    let err = row_by_row_result(&gpt, ids, holes).unwrap_err();
+    assert!(err.to_string().contains("one contiguous run"), "{err}");
+}
+
+/// The trait's default implementation, called on a type that does not override it.
+struct Rows<'a>(&'a Gpt<B>);
+
+impl LanguageModel<B> for Rows<'_> {
+    type State = <Gpt<B> as LanguageModel<B>>::State;
+    fn vocab_size(&self) -> usize {
+        LanguageModel::vocab_size(self.0)
+    }
+    fn max_len(&self) -> Option<usize> {
+        LanguageModel::max_len(self.0)
+    }
+    fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        self.0.forward(ids)
+    }
+    fn init_state(&self, batch: usize, device: &burn::backend::ndarray::NdArrayDevice) -> Self::State {
+        self.0.init_state(batch, device)
+    }
+    fn step(&self, ids: Tensor<B, 2, Int>, state: &mut Self::State) -> Result<Tensor<B, 3>> {
+        self.0.step(ids, state)
+    }
+    fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()> {
+        self.0.reorder_state(state, indices)
+    }
+}
+
+fn row_by_row_result(gpt: &Gpt<B>, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+    Rows(gpt).logits_padded(ids, mask)
+}
+
+fn row_by_row(gpt: &Gpt<B>, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    row_by_row_result(gpt, ids, mask).unwrap()
+}

@@ -69,9 +69,9 @@ pub struct Gpt<B: Backend> {
     pub ln_f: TorchLayerNorm<B>,
     /// The LM head `[vocab_size, n_embd]`, absent when tied to `wte`.
     pub lm_head: Option<TorchLinear<B>>,
-    drop: Dropout,
-    vocab_size: usize,
-    block_size: usize,
+    pub(super) drop: Dropout,
+    pub(super) vocab_size: usize,
+    pub(super) block_size: usize,
     /// The configuration it was built from (for `save_pretrained`'s `config.json`).
     #[module(skip)]
     config: GptConfig,
@@ -288,7 +288,7 @@ impl<B: Backend> Gpt<B> {
     }
 
     /// `ln_f(x) Wᵀ`.
-    fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub(super) fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, time, d] = x.dims();
         let w = match &self.lm_head {
             Some(head) => head.weight.val(),

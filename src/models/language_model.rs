@@ -22,6 +22,57 @@ pub trait LanguageModel<B: Backend> {
     /// Logits for every position of `ids` `[batch, time]`: `[batch, time, vocab]`.
     fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>>;
 
+    /// Logits of a padded batch: `attention_mask` `[batch, time]` is 1 at real tokens and 0 at
+    /// padding (left or right, each row's tokens contiguous), as transformers' `attention_mask`.
+    /// Every real position gets the logits of its sequence run alone; padded positions get
+    /// zeros. `Gpt` runs the batch at once ([`Gpt::forward_padded`]); the default runs each row's
+    /// tokens through [`logits`](Self::logits).
+    fn logits_padded(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Result<Tensor<B, 3>> {
+        let [batch, time] = ids.dims();
+        if attention_mask.dims() != [batch, time] {
+            return Err(Error::shape(
+                "LanguageModel::logits_padded attention_mask",
+                format!("[{batch}, {time}] (the ids' shape)"),
+                &attention_mask.dims(),
+            ));
+        }
+        let mask: Vec<i64> = attention_mask
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap_or_default();
+        let device = ids.device();
+        let vocab = self.vocab_size();
+        let mut rows = Vec::with_capacity(batch);
+        for (r, row) in mask.chunks(time.max(1)).enumerate() {
+            let start = row.iter().position(|&m| m == 1).unwrap_or(time);
+            let end = row.iter().rposition(|&m| m == 1).map_or(start, |e| e + 1);
+            if row.iter().any(|&m| m != 0 && m != 1) || row[start..end].contains(&0) {
+                return Err(Error::Data(format!(
+                    "LanguageModel::logits_padded: row {r} of attention_mask must be 0s, then 1s, then 0s \
+                     (one contiguous run of tokens), found {row:?}"
+                )));
+            }
+            // [1, time, vocab] from zeros around the row's own logits.
+            let mut parts = Vec::new();
+            if start > 0 {
+                parts.push(Tensor::zeros([1, start, vocab], &device));
+            }
+            if end > start {
+                parts.push(self.logits(ids.clone().slice([r..r + 1, start..end]))?);
+            }
+            if end < time {
+                parts.push(Tensor::zeros([1, time - end.max(start), vocab], &device));
+            }
+            rows.push(Tensor::cat(parts, 1));
+        }
+        Ok(Tensor::cat(rows, 0))
+    }
+
     /// The state before any token, for `batch` sequences.
     fn init_state(&self, batch: usize, device: &B::Device) -> Self::State;
 
@@ -90,6 +141,18 @@ impl<B: Backend> LanguageModel<B> for Gpt<B> {
 
     fn logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
         self.forward(ids)
+    }
+
+    fn logits_padded(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Result<Tensor<B, 3>> {
+        let pad = attention_mask.clone().equal_elem(0);
+        let logits = self.forward_padded(ids, attention_mask, None)?;
+        // [B, T] -> [B, T, 1] -> [B, T, V]: zeros at padding, as the trait promises.
+        let dims = logits.dims();
+        Ok(logits.mask_fill(pad.unsqueeze_dim::<3>(2).expand(dims), 0.0))
     }
 
     fn init_state(&self, batch: usize, device: &B::Device) -> GptCache<B> {

@@ -4,6 +4,7 @@ mod conditioned;
 mod gpt;
 mod gpt_hf;
 mod gpt_names;
+mod gpt_padded;
 mod language_model;
 mod rnn_lm;
 mod rnn_seq2seq;
