@@ -117,9 +117,13 @@ pub struct TrainerConfig {
     /// Write TensorBoard event files in the run directory. Default true.
     #[config(default = true)]
     pub tensorboard: bool,
-    /// Write `loss.svg` (train and validation curves) at the end. Default true.
+    /// Write `loss.svg` (train and validation curves) at each validation and at the end.
+    /// Default true.
     #[config(default = true)]
     pub plot: bool,
+    /// `loss.svg`'s loss axis on a log scale. Default false (linear).
+    #[config(default = false)]
+    pub plot_log_scale: bool,
 }
 
 impl TrainerConfig {

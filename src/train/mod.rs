@@ -56,7 +56,7 @@ pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, Tra
 pub use metrics::{MetricRow, ReportedMetrics};
 #[cfg(feature = "collective")]
 pub use parallel::fit_data_parallel;
-pub use plot::plot_losses;
+pub use plot::{plot_losses, plot_losses_with};
 pub use run::{LoadedRun, RunModelConfig, RunTokenizer, load_run};
 pub use seed::seed_everything;
 pub use task::{BatchStats, Task, TrainOutput};

@@ -10,7 +10,7 @@ use crate::data::Batches;
 use crate::train::config::ProgressMode;
 use crate::train::logging::RunLog;
 use crate::train::metrics::Window;
-use crate::train::plot::plot_losses;
+use crate::train::plot::plot_losses_with;
 use crate::train::task::Task;
 use crate::{Error, Result};
 
@@ -199,6 +199,13 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
     ) -> Result<(bool, bool, bool)> {
         let (row, improved, early) = self.validate_and_track(valid, run.started)?;
         run.log.row(&row)?;
+        // The curves so far, redrawn at each validation (the CSV is written row by row).
+        if let Some(dir) = &run.dir
+            && self.config.plot
+            && let Some(csv) = run.log.csv_path()
+        {
+            plot_losses_with(csv, &dir.join("loss.svg"), self.config.plot_log_scale)?;
+        }
         let mut hook_stop = false;
         for h in &mut self.hooks {
             hook_stop |= h.on_validation(&row).is_break();
@@ -254,7 +261,7 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
             && self.config.plot
             && let Some(csv) = run.log.csv_path()
         {
-            plot_losses(csv, &dir.join("loss.svg"))?;
+            plot_losses_with(csv, &dir.join("loss.svg"), self.config.plot_log_scale)?;
         }
         let mut report = run.report;
         report.steps = self.state.pos.step;
