@@ -174,12 +174,13 @@ struct RunInfo {
 
 fn main() {
     let cli = Cli::parse();
+    cli::init_tracing();
     let result = match &cli.command {
         Some(Command::Generate(g)) => cli::on_device!("char_lm", g.device, generate(g)),
         None => cli::on_device!("char_lm", cli.train.device, train(&cli.train)),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        tracing::error!("{e}");
         std::process::exit(1);
     }
 }

@@ -35,9 +35,10 @@ struct Options {
 
 fn main() {
     let o = Options::parse();
+    cli::init_tracing();
     let name = o.device.to_string();
     if let Err(e) = cli::on_device!("recurrent_tour", o.device, tour(&name)) {
-        eprintln!("error: {e}");
+        tracing::error!("{e}");
         std::process::exit(1);
     }
 }

@@ -125,8 +125,9 @@ fn built_in(n: usize, seed: u64) -> Vec<(String, usize)> {
 
 fn main() {
     let o = Options::parse();
+    cli::init_tracing();
     if let Err(e) = cli::on_device!("sentiment", o.device, run(&o)) {
-        eprintln!("error: {e}");
+        tracing::error!("{e}");
         std::process::exit(1);
     }
 }

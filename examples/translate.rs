@@ -137,8 +137,9 @@ struct Options {
 
 fn main() {
     let o = Options::parse();
+    cli::init_tracing();
     if let Err(e) = cli::on_device!("translate", o.device, run(&o)) {
-        eprintln!("error: {e}");
+        tracing::error!("{e}");
         std::process::exit(1);
     }
 }

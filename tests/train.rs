@@ -836,3 +836,54 @@ fn load_run_rebuilds_the_trained_model_and_its_tokenizer() {
     assert!(run.tokenizer.is_some());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// With a `tracing` subscriber, the trainer's progress lines are `INFO` events of target
+/// `ember_lm::train` (without one they go to stderr).
+#[test]
+fn progress_lines_go_through_tracing() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let config = gpt_config(0.0);
+        let mut trainer = Trainer::new(
+            quiet()
+                .with_progress(ember_lm::train::ProgressMode::Lines)
+                .with_max_steps(Some(2)),
+            ember_lm::train::GptLmTask::new(config.clone()),
+            config.init::<B>(&Default::default()).unwrap(),
+            &OptimizerConfig::adamw(),
+            LrSchedule::Constant,
+            &Default::default(),
+        )
+        .unwrap();
+        let data = LmWindows::new(
+            corpus(),
+            LmShape {
+                batch_size: 2,
+                seq_len: 8,
+            },
+        )
+        .unwrap();
+        trainer.fit(&data, None).unwrap();
+    });
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("INFO ember_lm::train: step      2"), "{text}");
+    assert!(text.contains("train loss"), "{text}");
+}

@@ -82,3 +82,16 @@ macro_rules! on_device {
 }
 #[allow(unused_imports)]
 pub(crate) use on_device;
+
+/// Messages (the trainer's progress lines, errors) through `tracing`, written to stderr at INFO
+/// and above, in colour on a terminal only.
+pub fn init_tracing() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}

@@ -124,12 +124,12 @@ impl RunLog {
         match &self.progress {
             Progress::Bar(pb) => {
                 if row.split == "valid" {
-                    pb.println(line);
+                    bar_say(pb, &line);
                 } else {
                     pb.set_message(format!("loss {:.4}", row.loss));
                 }
             }
-            Progress::Lines => eprintln!("{line}"),
+            Progress::Lines => say(&line),
             Progress::Off => {}
         }
         Ok(())
@@ -137,8 +137,8 @@ impl RunLog {
 
     pub(crate) fn message(&self, text: &str) {
         match &self.progress {
-            Progress::Bar(pb) => pb.println(text),
-            Progress::Lines => eprintln!("{text}"),
+            Progress::Bar(pb) => bar_say(pb, text),
+            Progress::Lines => say(text),
             Progress::Off => {}
         }
     }
@@ -149,7 +149,7 @@ impl RunLog {
             // continue it: clear the bar and end with a complete line instead.
             let (steps, elapsed) = (pb.position(), pb.elapsed());
             pb.finish_and_clear();
-            eprintln!("{steps} steps in {:.1} s", elapsed.as_secs_f64());
+            say(&format!("{steps} steps in {:.1} s", elapsed.as_secs_f64()));
         }
         if let Some((path, file)) = &mut self.csv {
             file.sync_all().map_err(|e| Error::Save {
@@ -161,6 +161,32 @@ impl RunLog {
             tb.flush()?;
         }
         Ok(())
+    }
+}
+
+/// A message for the user: an `INFO` event of target `ember_lm::train` when the program has
+/// a `tracing` subscriber, else a line on stderr (so that a program without one still
+/// sees its training progress).
+fn say(text: &str) {
+    if has_subscriber() {
+        tracing::info!(target: "ember_lm::train", "{text}");
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// Whether a `tracing` subscriber (global, or scoped to this thread) receives events.
+fn has_subscriber() -> bool {
+    tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
+}
+
+/// [`say`] above a progress bar: the bar is hidden while the subscriber writes, then redrawn,
+/// so the two never interleave on one line.
+fn bar_say(pb: &ProgressBar, text: &str) {
+    if has_subscriber() {
+        pb.suspend(|| tracing::info!(target: "ember_lm::train", "{text}"));
+    } else {
+        pb.println(text);
     }
 }
 
