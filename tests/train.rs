@@ -240,26 +240,29 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     // An interrupted write (files but no manifest) is not a checkpoint: resume takes step 10.
     let partial = dir.join("checkpoints/step-00000099");
     std::fs::create_dir_all(&partial).unwrap();
-    std::fs::write(partial.join("model.bin"), b"half").unwrap();
+    std::fs::write(partial.join("model.safetensors"), b"half").unwrap();
     let fresh = || gpt_trainer(quiet().with_max_steps(Some(12)), &adamw());
     assert_eq!(fresh().resume(&dir).unwrap().step(), 10);
 
     // Corruption and truncation are caught by the manifest's checksums, and nothing is loaded.
     let latest = dir.join("checkpoints/step-00000010");
-    let model_bin = latest.join("model.bin");
+    let model_bin = latest.join("model.safetensors");
     let good = std::fs::read(&model_bin).unwrap();
     let mut bad = good.clone();
     bad[good.len() / 2] ^= 0x40;
     std::fs::write(&model_bin, &bad).unwrap();
     let t = fresh();
     let before = param_values(t.model());
-    let err = t.resume(&latest).err().expect("corrupt model.bin");
+    let err = t.resume(&latest).err().expect("corrupt model.safetensors");
     assert!(
         matches!(&err, Error::Checkpoint { .. }) && err.to_string().contains("CRC"),
         "{err}"
     );
     std::fs::write(&model_bin, &good[..good.len() - 10]).unwrap();
-    let err = fresh().resume(&latest).err().expect("truncated model.bin");
+    let err = fresh()
+        .resume(&latest)
+        .err()
+        .expect("truncated model.safetensors");
     assert!(err.to_string().contains("bytes"), "{err}");
     std::fs::write(&model_bin, &good).unwrap();
     // A failed resume leaves the trainer usable and unchanged.
@@ -824,6 +827,11 @@ fn load_run_rebuilds_the_trained_model_and_its_tokenizer() {
             .tokenizer
             .is_some()
     );
+    // The weights are a plain safetensors file: f32, by module path, readable without burn.
+    let dict = ember_lm::io::StateDict::from_file(step_dir.join("model.safetensors")).unwrap();
+    let wte = dict.data("wte").unwrap();
+    assert_eq!(wte.dtype, burn::tensor::DType::F32);
+    assert_eq!(wte, trained.wte.val().into_data());
     // Another model family is refused with the checkpoint named, not silently misread.
     let err = load_run::<RnnLmConfig, NdArray>(&dir, &device).err().unwrap();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");

@@ -194,7 +194,11 @@ fn gpt_resume_is_bitwise_identical_on_flex_f32() {
 
 /// A GPT trained for `steps` steps on NdArray f64 into `dir`, checkpointed at the end.
 fn trained_run(dir: &Path, steps: u64) -> Trainer<Autodiff<NdArray<f64>>, GptLmTask> {
-    let config = gpt_config(0.0);
+    trained_run_with(dir, steps, gpt_config(0.0))
+}
+
+/// [`trained_run`] for another GPT configuration.
+fn trained_run_with(dir: &Path, steps: u64, config: GptConfig) -> Trainer<Autodiff<NdArray<f64>>, GptLmTask> {
     let mut t = Trainer::new(
         quiet()
             .with_max_steps(Some(steps))
@@ -257,8 +261,8 @@ fn a_checkpoint_that_passes_its_checksum_but_does_not_decode_is_an_error() {
     let dir = tmp("undecodable");
     drop(trained_run(&dir, 2));
     let ckpt = dir.join("checkpoints/step-00000002");
-    let good = std::fs::read(ckpt.join("model.bin")).unwrap();
-    // A foreign record: an RNN language model's model.bin.
+    let good = std::fs::read(ckpt.join("model.safetensors")).unwrap();
+    // A foreign model: an RNN language model's model.safetensors.
     let other = tmp("undecodable-other");
     {
         let rnn = ember_lm::models::RnnLmConfig::new(24, 8, 8);
@@ -284,26 +288,26 @@ fn a_checkpoint_that_passes_its_checksum_but_does_not_decode_is_an_error() {
         )
         .unwrap();
     }
-    let foreign = std::fs::read(other.join("checkpoints/step-00000001/model.bin")).unwrap();
-    // The foreign record as another burn version wrote it (its metadata says 0.13.0).
-    let version = b"0.21.0";
-    let at = foreign
-        .windows(6)
-        .position(|w| w == version)
-        .expect("the record names its burn version");
-    let mut old = foreign.clone();
-    old[at..at + 6].copy_from_slice(b"0.13.0");
+    let foreign = std::fs::read(other.join("checkpoints/step-00000001/model.safetensors")).unwrap();
+    // The same model's file with one tensor of another shape (a wider GPT's).
+    let wide = tmp("undecodable-wide");
+    drop(trained_run_with(&wide, 1, GptConfig::new(24, 16, 2, 2, 32)));
+    let wider = std::fs::read(wide.join("checkpoints/step-00000001/model.safetensors")).unwrap();
     let mut extended = good.clone();
     extended.extend_from_slice(&[0, 1, 2]);
     let cases: [(&str, &[u8], &str); 5] = [
-        ("shortened", &good[..good.len() / 2], "model.bin cannot decode"),
-        ("empty", &[], "model.bin cannot decode"),
-        ("extended", &extended, "bytes follow it"),
-        ("foreign", &foreign, "model.bin"),
-        ("wrong version", &old, "burn 0.13.0"),
+        (
+            "shortened",
+            &good[..good.len() / 2],
+            "model.safetensors: not safetensors",
+        ),
+        ("empty", &[], "model.safetensors: not safetensors"),
+        ("extended", &extended, "model.safetensors: not safetensors"),
+        ("foreign", &foreign, "is missing"),
+        ("another shape", &wider, "has shape"),
     ];
     for (what, bytes, says) in cases {
-        replace_with_valid_checksum(&ckpt, "model.bin", bytes);
+        replace_with_valid_checksum(&ckpt, "model.safetensors", bytes);
         let err = ember_lm::train::load_model::<NdArray<f64>, _>(
             &dir,
             gpt_config(0.0).init(&Default::default()).unwrap(),
@@ -320,7 +324,7 @@ fn a_checkpoint_that_passes_its_checksum_but_does_not_decode_is_an_error() {
         assert!(err.to_string().contains(says), "{what}: {err}");
     }
     // The optimizer state and the carried state go through the same decoder.
-    replace_with_valid_checksum(&ckpt, "model.bin", &good);
+    replace_with_valid_checksum(&ckpt, "model.safetensors", &good);
     let opt = std::fs::read(ckpt.join("optimizer-0.bin")).unwrap();
     replace_with_valid_checksum(&ckpt, "optimizer-0.bin", &opt[..opt.len() - 7]);
     let Err(err) = fresh_trainer(&dir, 4).resume(&dir) else {
@@ -442,14 +446,14 @@ fn a_resumed_run_rewrites_identical_checkpoint_bytes_and_cleans_up_after_a_kill(
     drop(trained_run(&dir, 4));
     let ckpt = dir.join("checkpoints/step-00000004");
     let read = |name: &str| std::fs::read(ckpt.join(name)).unwrap();
-    let (model, optim) = (read("model.bin"), read("optimizer-0.bin"));
+    let (model, optim) = (read("model.safetensors"), read("optimizer-0.bin"));
     // What a process killed after the checkpoint leaves: rows and events past step 4, and a
     // temporary file of an interrupted write.
     let csv = dir.join("metrics.csv");
     let mut text = std::fs::read_to_string(&csv).unwrap();
     text.push_str("train,6,0,1.0,2.7,1.4,,0.003,,100,0,1.0\n");
     std::fs::write(&csv, &text).unwrap();
-    std::fs::write(ckpt.join(".model.bin.tmp-999999999"), b"half").unwrap();
+    std::fs::write(ckpt.join(".model.safetensors.tmp-999999999"), b"half").unwrap();
     std::fs::write(dir.join(".metrics.csv.tmp-999999998"), b"half").unwrap();
 
     // Resume at step 4 and stop there: the final checkpoint is written again.
@@ -466,12 +470,15 @@ fn a_resumed_run_rewrites_identical_checkpoint_bytes_and_cleans_up_after_a_kill(
         None,
     )
     .unwrap();
-    assert!(read("model.bin") == model, "model.bin bytes changed");
+    assert!(
+        read("model.safetensors") == model,
+        "model.safetensors bytes changed"
+    );
     assert!(
         read("optimizer-0.bin") == optim,
         "optimizer-0.bin bytes changed (map order?)"
     );
-    assert!(!ckpt.join(".model.bin.tmp-999999999").exists());
+    assert!(!ckpt.join(".model.safetensors.tmp-999999999").exists());
     assert!(!dir.join(".metrics.csv.tmp-999999998").exists());
     // The stale row is gone, the header and the rows up to step 4 stay.
     let rows = std::fs::read_to_string(&csv).unwrap();

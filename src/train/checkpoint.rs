@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! run_dir/checkpoints/step-00000200/
-//!     model.bin          the model record (burn's BinBytesRecorder, f64 precision: exact for f32/f64)
+//!     model.safetensors  the model's float parameters by module path, in their own float type
+//!                        (`model_file.rs`); `model.bin`, burn's record, for a model with
+//!                        integer or boolean parameters and in checkpoints written before
 //!     optimizer-0.bin    optimizer state of each parameter group
 //!     optimizer-1.bin
 //!     carry.bin          truncated-BPTT state, when the task carries one
@@ -132,15 +134,24 @@ fn step_dir(run_dir: &Path, step: u64) -> PathBuf {
 
 /// What a checkpoint holds besides its manifest, by role. Only this file knows the file names.
 pub(crate) struct Contents {
-    /// The model record.
-    pub model: Vec<u8>,
+    /// The model.
+    pub model: ModelBytes,
     /// The optimizer state of each parameter group.
     pub optimizer: Vec<Vec<u8>>,
     /// The task's carried state (truncated BPTT), if any.
     pub carry: Option<Vec<u8>>,
 }
 
+/// A checkpoint's model file.
+pub(crate) enum ModelBytes {
+    /// `model.safetensors` (see `model_file.rs`).
+    Safetensors(Vec<u8>),
+    /// `model.bin`: burn's record.
+    Record(Vec<u8>),
+}
+
 const MODEL_FILE: &str = "model.bin";
+const SAFETENSORS_FILE: &str = "model.safetensors";
 const CARRY_FILE: &str = "carry.bin";
 
 fn optimizer_file(group: usize) -> String {
@@ -150,7 +161,10 @@ fn optimizer_file(group: usize) -> String {
 impl Contents {
     /// `(file name, bytes)` in the order they are written.
     fn into_files(self) -> Vec<(String, Vec<u8>)> {
-        let mut files = vec![(MODEL_FILE.to_string(), self.model)];
+        let mut files = vec![match self.model {
+            ModelBytes::Safetensors(b) => (SAFETENSORS_FILE.to_string(), b),
+            ModelBytes::Record(b) => (MODEL_FILE.to_string(), b),
+        }];
         files.extend(
             self.optimizer
                 .into_iter()
@@ -161,16 +175,28 @@ impl Contents {
         files
     }
 
-    /// The contents of a checkpoint's checked files; `model.bin` must be among them.
+    /// The contents of a checkpoint's checked files; a model file must be among them.
     fn from_files(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<Self> {
         let mut take = |name: &str| {
             let i = files.iter().position(|(n, _)| n == name)?;
             Some(files.swap_remove(i).1)
         };
-        let model = take(MODEL_FILE).ok_or_else(|| Error::Checkpoint {
-            path: dir.to_path_buf(),
-            message: format!("{MODEL_FILE} is not listed in the manifest"),
-        })?;
+        let model = match (take(SAFETENSORS_FILE), take(MODEL_FILE)) {
+            (Some(b), None) => ModelBytes::Safetensors(b),
+            (None, Some(b)) => ModelBytes::Record(b),
+            (Some(_), Some(_)) => {
+                return Err(Error::Checkpoint {
+                    path: dir.to_path_buf(),
+                    message: format!("the manifest lists both {SAFETENSORS_FILE} and {MODEL_FILE}"),
+                });
+            }
+            (None, None) => {
+                return Err(Error::Checkpoint {
+                    path: dir.to_path_buf(),
+                    message: format!("neither {SAFETENSORS_FILE} nor {MODEL_FILE} is listed in the manifest"),
+                });
+            }
+        };
         let optimizer = (0..).map_while(|i| take(&optimizer_file(i))).collect();
         let carry = take(CARRY_FILE);
         Ok(Self {
@@ -347,7 +373,7 @@ pub(crate) fn shapes_diff(saved: &[ParamShape], model: &[ParamShape]) -> Option<
 pub(crate) fn restore_model<B: Backend, M: Module<B>>(
     dir: &Path,
     manifest: &Manifest,
-    bytes: &[u8],
+    bytes: &ModelBytes,
     model: M,
     device: &B::Device,
 ) -> Result<M> {
@@ -360,18 +386,28 @@ pub(crate) fn restore_model<B: Backend, M: Module<B>>(
             "its parameters are not this model's (another architecture or configuration?): {diff}"
         )));
     }
-    let record =
-        record::decode::<B, M::Record>(bytes, device).map_err(|e| bad(format!("{MODEL_FILE} {e}")))?;
-    let model = catch_unwind(AssertUnwindSafe(|| model.load_record(record)))
-        .map_err(|_| bad(format!("{MODEL_FILE} does not fit this model")))?;
+    let (file, model) = match bytes {
+        ModelBytes::Safetensors(b) => (
+            SAFETENSORS_FILE,
+            super::model_file::decode::<B, M>(b, model, device)
+                .map_err(|e| bad(format!("{SAFETENSORS_FILE}: {e}")))?,
+        ),
+        ModelBytes::Record(b) => {
+            let record =
+                record::decode::<B, M::Record>(b, device).map_err(|e| bad(format!("{MODEL_FILE} {e}")))?;
+            let model = catch_unwind(AssertUnwindSafe(|| model.load_record(record)))
+                .map_err(|_| bad(format!("{MODEL_FILE} does not fit this model")))?;
+            (MODEL_FILE, model)
+        }
+    };
     if let Some(diff) = shapes_diff(&manifest.params, &param_shapes::<B, M>(&model)) {
         return Err(bad(format!(
-            "{MODEL_FILE} does not hold the parameters its manifest lists: {diff}"
+            "{file} does not hold the parameters its manifest lists: {diff}"
         )));
     }
     if let Some(path) = first_non_finite::<B, M>(&model) {
         return Err(Error::NotFinite {
-            what: format!("parameter `{path}` of {}", dir.join(MODEL_FILE).display()),
+            what: format!("parameter `{path}` of {}", dir.join(file).display()),
         });
     }
     Ok(model)

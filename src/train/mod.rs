@@ -38,6 +38,7 @@ mod config;
 mod lm;
 mod logging;
 mod metrics;
+mod model_file;
 mod parallel;
 mod plot;
 mod run;

@@ -60,8 +60,15 @@ impl<B: crate::TrainBackend, T: Task<B>> TrainState<B, T> {
             what: format!("a checkpoint of step {} in {}", self.pos.step, run_dir.display()),
             message,
         };
+        // The float parameters as safetensors; burn's record for a model with other kinds.
+        let model = match super::super::model_file::encode::<B, _>(self.model()).map_err(save_err)? {
+            Some(bytes) => checkpoint::ModelBytes::Safetensors(bytes),
+            None => checkpoint::ModelBytes::Record(
+                record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
+            ),
+        };
         let contents = checkpoint::Contents {
-            model: record::encode::<B, _>(self.model().clone().into_record()).map_err(save_err)?,
+            model,
             optimizer: self.optim.state_bytes()?,
             carry: match &self.carry {
                 Some(carry) => Some(record::encode::<B, _>(carry.clone()).map_err(save_err)?),
