@@ -601,3 +601,98 @@ fn monitoring_a_metric_the_task_does_not_report_is_a_typed_error() {
         "{err}"
     );
 }
+
+/// A model with an integer parameter (a counter): its checkpoints keep burn's record
+/// (`model.bin`, which alone holds integer parameters), it resumes to the same parameters, and a
+/// record that passes its checksum but does not decode is a typed error.
+#[derive(burn::module::Module, Debug)]
+struct Counted<B: burn::tensor::backend::Backend> {
+    w: burn::module::Param<burn::tensor::Tensor<B, 1>>,
+    count: burn::module::Param<burn::tensor::Tensor<B, 1, burn::tensor::Int>>,
+}
+
+struct CountedTask;
+
+impl<B: ember_lm::TrainBackend> ember_lm::train::Task<B> for CountedTask {
+    type Model = Counted<B>;
+    type Batch = ember_lm::data::TokenBatch;
+    type Carry = ();
+    type ValidCarry = ();
+
+    fn train_step(
+        &self,
+        model: &Counted<B>,
+        _: &ember_lm::data::TokenBatch,
+        _: Option<()>,
+    ) -> ember_lm::Result<ember_lm::train::TrainOutput<B, ()>> {
+        let loss = (model.w.val() - 1.0).powi_scalar(2).sum();
+        Ok(ember_lm::train::TrainOutput {
+            loss,
+            items: 1,
+            correct: None,
+            carry: None,
+        })
+    }
+
+    fn valid_step(
+        &self,
+        model: &Counted<B::InnerBackend>,
+        _: &ember_lm::data::TokenBatch,
+        _: Option<()>,
+    ) -> ember_lm::Result<(ember_lm::train::BatchStats, Option<()>)> {
+        let loss = (model.w.val() - 1.0).powi_scalar(2).sum();
+        Ok((ember_lm::train::BatchStats::from_loss(loss, 1, None), None))
+    }
+}
+
+#[test]
+fn a_model_with_integer_parameters_checkpoints_as_a_record() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    type A = Autodiff<NdArray<f64>>;
+    let device = Default::default();
+    let dir = tmp("counted");
+    let model = || Counted::<A> {
+        w: burn::module::Param::from_tensor(burn::tensor::Tensor::zeros([3], &device)),
+        count: burn::module::Param::initialized(
+            burn::module::ParamId::new(),
+            burn::tensor::Tensor::from_ints([7, 8], &device),
+        ),
+    };
+    let data = common::train::Fixed(vec![rows(&corpus(), 0, 2, 8)]);
+    let trainer = |steps: u64| {
+        Trainer::new(
+            quiet()
+                .with_max_steps(Some(steps))
+                .with_run_dir(Some(dir.clone())),
+            CountedTask,
+            model(),
+            &adamw(),
+            LrSchedule::Constant,
+            &device,
+        )
+        .unwrap()
+    };
+    let mut t = trainer(3);
+    t.fit(&data, None).unwrap();
+    let ckpt = dir.join("checkpoints/step-00000003");
+    assert!(ckpt.join("model.bin").is_file() && !ckpt.join("model.safetensors").exists());
+    let resumed = trainer(4).resume(&dir).unwrap();
+    assert_eq!(param_values(resumed.model()), param_values(t.model()));
+    assert_eq!(
+        resumed.model().count.val().into_data(),
+        t.model().count.val().into_data()
+    );
+    let good = std::fs::read(ckpt.join("model.bin")).unwrap();
+    for (what, bytes) in [("empty", &good[..0]), ("shortened", &good[..good.len() / 2])] {
+        replace_with_valid_checksum(&ckpt, "model.bin", bytes);
+        let Err(err) = trainer(4).resume(&dir) else {
+            panic!("{what}: resume accepted it");
+        };
+        assert!(
+            matches!(err, ember_lm::Error::Checkpoint { .. })
+                && err.to_string().contains("model.bin cannot decode"),
+            "{what}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
