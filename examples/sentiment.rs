@@ -66,6 +66,16 @@ struct Options {
     /// Dropout before the classifier.
     #[arg(long, default_value_t = 0.3)]
     dropout: f64,
+    /// A run directory: metrics.csv, TensorBoard events, loss.svg, checkpoints and the tokenizer [default:
+    /// none, nothing is written].
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Also checkpoint every this many steps (with --out) [default: at the end and on a new best].
+    #[arg(long, requires = "out")]
+    checkpoint_every: Option<u64>,
+    /// Validate every this many steps [default: at the end of each epoch].
+    #[arg(long)]
+    valid_every: Option<u64>,
     /// Sentences to classify after training.
     sentences: Vec<String>,
 }
@@ -177,6 +187,9 @@ fn train<B: ember_lm::TrainBackend>(data: Vec<(String, usize)>, epochs: u64, o: 
         TrainerConfig::new()
             .with_max_epochs(Some(epochs))
             .with_seed(o.seed)
+            .with_run_dir(o.out.clone())
+            .with_checkpoint_every(o.checkpoint_every)
+            .with_valid_every(o.valid_every)
             .with_monitor(Monitor {
                 metric: "acc".into(),
                 mode: ember_lm::optim::PlateauMode::Max,
@@ -186,7 +199,8 @@ fn train<B: ember_lm::TrainBackend>(data: Vec<(String, usize)>, epochs: u64, o: 
         &OptimizerConfig::adam().with_lr(o.lr),
         LrSchedule::Constant,
         &device,
-    )?;
+    )?
+    .with_tokenizer(tokenizer.clone());
     trainer.fit(&train, Some(&valid))?;
     let model = trainer.model().valid();
     let (predictions, labels) = predict_classes(&model, &valid)?;

@@ -131,6 +131,13 @@ struct Options {
     /// Seed of the data split, initial weights and batch order.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// A run directory: metrics.csv, TensorBoard events, loss.svg, checkpoints [default:
+    /// none, nothing is written].
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Also checkpoint every this many steps (with --out) [default: at the end and on a new best].
+    #[arg(long, requires = "out")]
+    checkpoint_every: Option<u64>,
     /// Sentences to translate after training.
     sentences: Vec<String>,
 }
@@ -168,7 +175,9 @@ fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
     let epochs = o.epochs.unwrap_or(if o.pairs.is_some() { 20 } else { 6 });
     let trainer_config = TrainerConfig::new()
         .with_max_epochs(Some(epochs))
-        .with_seed(o.seed);
+        .with_seed(o.seed)
+        .with_run_dir(o.out.clone())
+        .with_checkpoint_every(o.checkpoint_every);
     let (sv, tv) = (src_tok.vocab_size(), tgt_tok.vocab_size());
     if o.model == ModelKind::Rnn {
         let config = RnnSeq2SeqConfig::new(sv, tv, o.width).with_dropout(0.1);
