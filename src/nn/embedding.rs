@@ -56,12 +56,7 @@ pub(crate) fn host_ids<B: Backend>(
             &[ids.len()],
         ));
     }
-    if let Some(&found) = ids.iter().find(|&&id| id as usize >= vocab_size) {
-        return Err(Error::TokenId {
-            found: i64::from(found),
-            vocab_size,
-        });
-    }
+    crate::data::check_token_ids(ids, vocab_size)?;
     let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
     Ok(Tensor::from_data(
         burn::tensor::TensorData::new(data, [batch, ids.len() / batch]),
