@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use common::train::{Fixed, corpus, gpt_config, param_values, quiet, rows, same_gpts, tmp};
+use common::train::{Fixed, corpus, gpt_config, gpt_windows, param_values, quiet, rows, same_gpts, tmp};
 use ember_lm::data::{LmShape, LmWindows, TokenBatch};
 use ember_lm::models::{Gpt, GptConfig};
 use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig, PlateauMode};
@@ -90,14 +90,7 @@ impl Task<B> for Poisoned {
 fn a_nan_batch_never_reaches_the_weights() {
     let device = Default::default();
     let config = gpt_config(0.0);
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
+    let train = gpt_windows();
     let task = |poison: Vec<usize>| Poisoned {
         inner: GptLmTask::new(config.clone()),
         calls: RefCell::new(0),
@@ -181,23 +174,8 @@ fn accumulation_averages_micro_batches_and_keeps_a_partial_group() {
 fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     let device = Default::default();
     let config = gpt_config(0.0);
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
-    let valid = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(2);
+    let train = gpt_windows();
+    let valid = gpt_windows().with_batches_per_epoch(2);
     let dir = tmp("ckpt");
     let mut t = Trainer::new(
         quiet()
@@ -299,23 +277,8 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
 
 #[test]
 fn the_run_directory_has_csv_tensorboard_and_a_plot() {
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
-    let valid = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(2);
+    let train = gpt_windows();
+    let valid = gpt_windows().with_batches_per_epoch(2);
     let dir = tmp("logs");
     let mut t = gpt_trainer(
         quiet()
@@ -455,23 +418,8 @@ fn a_resumed_event_file_carries_pytorchs_purge_markers_byte_for_byte() {
 
 #[test]
 fn early_stopping_and_hooks() {
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
-    let valid = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(1);
+    let train = gpt_windows();
+    let valid = gpt_windows().with_batches_per_epoch(1);
     // lr = 0: the validation loss never improves after the first validation.
     let mut t = gpt_trainer(
         quiet()
@@ -577,14 +525,7 @@ fn bad_input_is_an_error_not_a_panic() {
             .with_run_dir(Some(file.join("run"))),
     )
     .unwrap();
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
+    let train = gpt_windows();
     let err = t.fit(&train, None).unwrap_err();
     assert!(
         matches!(&err, Error::Save { path, .. } if path.ends_with("run")),
@@ -635,23 +576,8 @@ fn throughput_counts_the_training_steps_of_its_window() {
     // (It used to be the time since the last validation: about zero, and billions of items/s.)
     let device = Default::default();
     let config = gpt_config(0.0);
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap();
-    let valid = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(1);
+    let train = gpt_windows();
+    let valid = gpt_windows().with_batches_per_epoch(1);
     let mut t = Trainer::new(
         quiet()
             .with_max_steps(Some(7))

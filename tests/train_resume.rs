@@ -15,7 +15,7 @@ use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
 use common::train::*;
-use ember_lm::data::{Batches, LmShape, LmStreams, LmWindows};
+use ember_lm::data::{Batches, LmShape, LmStreams};
 use ember_lm::models::GptConfig;
 use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig};
 use ember_lm::train::{GptLmTask, Trainer};
@@ -34,24 +34,8 @@ fn gpt_resume<B: ember_lm::TrainBackend>() {
     let device: B::Device = Default::default();
     let config = gpt_config(0.1); // dropout on: the backend RNG must be reseeded on resume too
     let mut models = same_gpts::<B>(&config, 2);
-    let train = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(5);
-    let valid = LmWindows::new(
-        corpus(),
-        LmShape {
-            batch_size: 4,
-            seq_len: 16,
-        },
-    )
-    .unwrap()
-    .with_batches_per_epoch(2);
+    let train = gpt_windows().with_batches_per_epoch(5);
+    let valid = gpt_windows().with_batches_per_epoch(2);
     let schedule = LrSchedule::warmup_cosine(3, 12, 3e-4);
     let trainer_config = |dir: &Path, steps: u64| {
         quiet()
@@ -210,18 +194,7 @@ fn trained_run_with(dir: &Path, steps: u64, config: GptConfig) -> Trainer<Autodi
         &Default::default(),
     )
     .unwrap();
-    t.fit(
-        &LmWindows::new(
-            corpus(),
-            LmShape {
-                batch_size: 4,
-                seq_len: 16,
-            },
-        )
-        .unwrap(),
-        None,
-    )
-    .unwrap();
+    t.fit(&gpt_windows(), None).unwrap();
     t
 }
 
@@ -354,18 +327,7 @@ fn a_checkpoint_holding_nan_weights_names_the_parameter() {
         &Default::default(),
     )
     .unwrap();
-    t.fit(
-        &LmWindows::new(
-            corpus(),
-            LmShape {
-                batch_size: 4,
-                seq_len: 16,
-            },
-        )
-        .unwrap(),
-        None,
-    )
-    .unwrap();
+    t.fit(&gpt_windows(), None).unwrap();
     let err = ember_lm::train::load_model::<NdArray<f64>, _>(
         &dir,
         config.init(&Default::default()).unwrap(),
@@ -458,18 +420,7 @@ fn a_resumed_run_rewrites_identical_checkpoint_bytes_and_cleans_up_after_a_kill(
 
     // Resume at step 4 and stop there: the final checkpoint is written again.
     let mut t = fresh_trainer(&dir, 4).resume(&dir).unwrap();
-    t.fit(
-        &LmWindows::new(
-            corpus(),
-            LmShape {
-                batch_size: 4,
-                seq_len: 16,
-            },
-        )
-        .unwrap(),
-        None,
-    )
-    .unwrap();
+    t.fit(&gpt_windows(), None).unwrap();
     assert!(
         read("model.safetensors") == model,
         "model.safetensors bytes changed"
@@ -525,18 +476,7 @@ fn resume_helper_in_a_child_process() {
     };
     let dir = std::path::PathBuf::from(dir);
     let mut t = fresh_trainer(&dir, 4).resume(&dir).unwrap();
-    t.fit(
-        &LmWindows::new(
-            corpus(),
-            LmShape {
-                batch_size: 4,
-                seq_len: 16,
-            },
-        )
-        .unwrap(),
-        None,
-    )
-    .unwrap();
+    t.fit(&gpt_windows(), None).unwrap();
 }
 
 #[test]

@@ -10,7 +10,7 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use ember_lm::Result;
-use ember_lm::data::{Batches, TokenBatch};
+use ember_lm::data::{Batches, LmShape, LmWindows, TokenBatch};
 use ember_lm::models::{Gpt, GptConfig};
 use ember_lm::nn::{Lstm, LstmConfig, LstmState, TorchLinear};
 use ember_lm::train::{BatchStats, ProgressMode, Task, TrainOutput, TrainerConfig};
@@ -40,6 +40,18 @@ pub fn param_values<B: Backend, M: Module<B>>(model: &M) -> Vec<Vec<f64>> {
 /// A deterministic, learnable but not trivial sequence over 24 symbols.
 pub fn corpus() -> Vec<i64> {
     (0..3000).map(|i: i64| (i * 7 + i / 5) % 24).collect()
+}
+
+/// The tests' language-model windows over [`corpus`]: batches of 4 windows of 16 tokens.
+pub fn gpt_windows() -> LmWindows {
+    LmWindows::new(
+        corpus(),
+        LmShape {
+            batch_size: 4,
+            seq_len: 16,
+        },
+    )
+    .unwrap()
 }
 
 pub fn gpt_config(dropout: f64) -> GptConfig {
