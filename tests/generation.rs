@@ -665,6 +665,40 @@ fn padded_batches_match_transformers_at_real_positions() {
             1e-4,
         );
     }
+    // Edges: a row that is all padding stays finite and leaves the others as they were; a row
+    // of one token equals that token alone (the unpadded forward, itself checked against
+    // transformers in tests/gpt.rs).
+    let ids = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(vec![5i64, 17, 300, 0, 0, 42, 0, 0, 0], [3, 3]),
+        &device,
+    );
+    let mask = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(vec![1i64, 1, 1, 0, 0, 1, 0, 0, 0], [3, 3]),
+        &device,
+    );
+    let got = gpt.forward_padded(ids.clone(), mask, None).unwrap();
+    assert!(
+        !got.clone().is_nan().any().into_scalar(),
+        "an all-padding row gave NaN"
+    );
+    let alone =
+        |row: std::ops::Range<usize>, len: usize| gpt.forward(ids.clone().slice([row, 0..len])).unwrap();
+    let vocab = got.dims()[2];
+    common::assert_close(
+        "full row",
+        got.clone().slice([0..1, 0..3, 0..vocab]).into_data(),
+        alone(0..1, 3).into_data(),
+        1e-5,
+        1e-5,
+    );
+    let one = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![42i64], [1, 1]), &device);
+    common::assert_close(
+        "one-token row",
+        got.slice([1..2, 2..3, 0..vocab]).into_data(),
+        gpt.forward(one).unwrap().into_data(),
+        1e-5,
+        1e-5,
+    );
     // Bad masks are errors that say what they expected.
     let ids = Tensor::<B, 2, Int>::from_data(io.data("left_ids"), &device);
     let two = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![2i64; 21], [3, 7]), &device);
