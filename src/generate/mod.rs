@@ -21,6 +21,7 @@
 //! # }
 //! # Ok::<(), ember_lm::Error>(())
 //! ```
+mod batched;
 mod config;
 mod pretrained;
 pub mod processors;

@@ -44,19 +44,21 @@ pub struct Generation {
 
 /// Generates from a [`LanguageModel`] with a [`GenerationConfig`].
 ///
-/// Prompts are processed one at a time (the beams of one prompt run as one batch); the logits of
-/// the next token are read back to the host, where the processors, the sampler (which owns its
-/// random generator, seeded from `config.seed`, the prompt index and the sequence index) and the
-/// beam bookkeeping run.
+/// Greedy decoding and sampling run every prompt and every returned sequence as one batch, the
+/// prompts padded to one length as the model does it ([`LanguageModel::prefill`]); each row
+/// gets the tokens it would get alone, and a finished row leaves the batch. Beam search runs one
+/// prompt at a time (its beams as one batch). The logits of the next token are read back to the
+/// host, where the processors, the sampler (which owns its random generator, seeded from
+/// `config.seed`, the prompt index and the sequence index) and the beam bookkeeping run.
 pub struct Generator<'a, B: Backend, M: LanguageModel<B>> {
-    model: &'a M,
-    config: GenerationConfig,
+    pub(super) model: &'a M,
+    pub(super) config: GenerationConfig,
     tokenizer: Option<&'a dyn Tokenizer>,
-    device: B::Device,
+    pub(super) device: B::Device,
     _b: PhantomData<B>,
 }
 
-fn host_rows<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<Vec<f32>>> {
+pub(super) fn host_rows<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<Vec<f32>>> {
     // [batch, new, vocab] -> the last position of each row.
     let [b, t, v] = logits.dims();
     let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
@@ -99,11 +101,20 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     /// `num_return_sequences` generations for each prompt (prompts of any lengths).
     pub fn generate(&self, prompts: &[Vec<u32>]) -> Result<Vec<Vec<Generation>>> {
         self.check_stop_strings()?;
-        prompts
+        let prepared = prompts
             .iter()
+            .map(|p| self.prepare(p))
+            .collect::<Result<Vec<_>>>()?;
+        if self.config.num_beams == 1
+            && prepared.len() * self.config.num_return_sequences > 1
+            && let Some(batched) = self.batched(&prepared)?
+        {
+            return Ok(batched);
+        }
+        prepared
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| {
-                let prompt = self.prepare(p)?;
+            .map(|(i, prompt)| {
                 if self.config.num_beams > 1 {
                     self.beam_search(&prompt)
                 } else {
@@ -162,7 +173,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     }
 
     /// Checks a prompt against the vocabulary and the context; an empty prompt becomes `[bos]`.
-    fn prepare(&self, prompt: &[u32]) -> Result<Vec<u32>> {
+    pub(super) fn prepare(&self, prompt: &[u32]) -> Result<Vec<u32>> {
         let prompt = if prompt.is_empty() {
             match self.config.bos_token_id {
                 Some(bos) => vec![bos],
@@ -191,7 +202,7 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
         Ok(prompt)
     }
 
-    fn stop_string_hit(&self, generated: &[u32]) -> bool {
+    pub(super) fn stop_string_hit(&self, generated: &[u32]) -> bool {
         match (self.tokenizer, self.config.stop_strings.is_empty()) {
             (Some(tok), false) => {
                 let text = tok.decode_lossy(generated);
@@ -202,12 +213,46 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
     }
 
     /// The tokens a step reads: with a sliding window, the last `max_len` of `tokens`; else all.
-    fn window<'t>(&self, tokens: &'t [u32]) -> &'t [u32] {
+    pub(super) fn window<'t>(&self, tokens: &'t [u32]) -> &'t [u32] {
         match self.model.max_len() {
             Some(m) if self.config.context_overflow == ContextOverflow::SlidingWindow && tokens.len() > m => {
                 &tokens[tokens.len() - m..]
             }
             _ => tokens,
+        }
+    }
+
+    /// The next token of a sequence whose history is `all`, from its logits `row` (processed in
+    /// place), and its log-probability under the processed distribution.
+    pub(super) fn choose(&self, row: &mut [f32], all: &[u32], rng: &mut SplitMix64) -> Result<(u32, f64)> {
+        let c = &self.config;
+        repetition_penalty(row, all, c.repetition_penalty);
+        no_repeat_ngram(row, all, c.no_repeat_ngram_size);
+        let token = if c.do_sample {
+            temperature(row, c.temperature);
+            top_k(row, c.top_k);
+            top_p(row, c.top_p);
+            if let Some(m) = c.min_p {
+                min_p(row, m);
+            }
+            sample(row, rng.next_f64())?
+        } else {
+            argmax(row)?
+        };
+        Ok((token, log_softmax(row)[token as usize]))
+    }
+
+    /// Why a sequence that has generated `tokens` (the last one `token`) ends, if it does:
+    /// an EOS token, a stop string, or `max_new_tokens`.
+    pub(super) fn finished(&self, tokens: &[u32], token: u32) -> Option<FinishReason> {
+        if self.config.eos_token_ids.contains(&token) {
+            Some(FinishReason::Eos)
+        } else if self.stop_string_hit(tokens) {
+            Some(FinishReason::StopString)
+        } else if tokens.len() == self.config.max_new_tokens {
+            Some(FinishReason::MaxNewTokens)
+        } else {
+            None
         }
     }
 
@@ -236,31 +281,13 @@ impl<'a, B: Backend, M: LanguageModel<B>> Generator<'a, B, M> {
             if tokens.len() == c.max_new_tokens {
                 break FinishReason::MaxNewTokens;
             }
-            repetition_penalty(&mut row, &all, c.repetition_penalty);
-            no_repeat_ngram(&mut row, &all, c.no_repeat_ngram_size);
-            let token = if c.do_sample {
-                temperature(&mut row, c.temperature);
-                top_k(&mut row, c.top_k);
-                top_p(&mut row, c.top_p);
-                if let Some(m) = c.min_p {
-                    min_p(&mut row, m);
-                }
-                sample(&row, rng.next_f64())?
-            } else {
-                argmax(&row)?
-            };
-            score += log_softmax(&row)[token as usize];
+            let (token, logprob) = self.choose(&mut row, &all, &mut rng)?;
+            score += logprob;
             tokens.push(token);
             all.push(token);
             on_token(token);
-            if c.eos_token_ids.contains(&token) {
-                break FinishReason::Eos;
-            }
-            if self.stop_string_hit(&tokens) {
-                break FinishReason::StopString;
-            }
-            if tokens.len() == c.max_new_tokens {
-                break FinishReason::MaxNewTokens;
+            if let Some(reason) = self.finished(&tokens, token) {
+                break reason;
             }
             // The cache holds all but the new token: it fits while all.len() <= max_len.
             let full = max_len.is_some_and(|m| all.len() > m);

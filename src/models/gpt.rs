@@ -82,6 +82,10 @@ pub struct Gpt<B: Backend> {
 pub struct GptCache<B: Backend> {
     /// One cache per block.
     pub layers: Vec<KvCache<B>>,
+    /// Left padding of each row, set by [`Gpt::forward_prompts`] for prompts of different
+    /// lengths (empty: no padding). Padded positions are never attended to, and each row's
+    /// positions count from its first real token.
+    pub(super) left_pad: Vec<usize>,
 }
 
 impl<B: Backend> GptCache<B> {
@@ -95,14 +99,30 @@ impl<B: Backend> GptCache<B> {
         self.len() == 0
     }
 
-    /// Forgets every position.
+    /// Forgets every position (and any padding).
     pub fn reset(&mut self) {
         self.layers.iter_mut().for_each(KvCache::reset);
+        self.left_pad.clear();
+    }
+
+    /// The left padding of each row (empty when the rows are not padded).
+    pub fn left_padding(&self) -> &[usize] {
+        &self.left_pad
     }
 
     /// Reorders the batch (sequence `i` becomes sequence `indices[i]`), as beam search needs.
     pub fn reorder(&mut self, indices: Tensor<B, 1, Int>) -> Result<()> {
-        KvCache::reorder_all(&mut self.layers, indices)
+        KvCache::reorder_all(&mut self.layers, indices.clone())?;
+        if !self.left_pad.is_empty() {
+            // The indices were checked above; the padding follows its rows.
+            let idx: Vec<i64> = indices
+                .into_data()
+                .convert::<i64>()
+                .into_vec()
+                .unwrap_or_default();
+            self.left_pad = idx.iter().map(|&i| self.left_pad[i as usize]).collect();
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +237,7 @@ impl<B: Backend> Gpt<B> {
                 .iter()
                 .map(|b| b.self_attn.new_cache(batch, self.block_size, device))
                 .collect(),
+            left_pad: Vec::new(),
         }
     }
 
@@ -259,6 +280,9 @@ impl<B: Backend> Gpt<B> {
                     cache.layers.len()
                 ),
             });
+        }
+        if !cache.left_pad.is_empty() {
+            return self.decode_padded(ids, cache, checked);
         }
         let mut x = self.embed(ids, cache.len(), checked)?;
         let causal = causal();

@@ -1,10 +1,11 @@
 //! [`Gpt::forward_padded`]: a batch of sequences of different lengths, padded on either side,
-//! with an attention mask and position ids, as transformers' GPT-2 takes them.
+//! with an attention mask and position ids, as transformers' GPT-2 takes them; and
+//! [`Gpt::forward_prompts`], the same padding kept in a KV cache for batched generation.
 
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use super::Gpt;
-use crate::nn::AttentionMasks;
+use super::{Gpt, GptCache};
+use crate::nn::{AttentionMasks, KvCache};
 use crate::{Backend, Error, Result};
 
 impl<B: Backend> Gpt<B> {
@@ -84,31 +85,152 @@ impl<B: Backend> Gpt<B> {
             });
         }
         let tokens = crate::nn::lookup("Gpt ids", &self.wte.val(), ids)?;
-        let d = tokens.dims()[2];
-        let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [batch * time]), &device);
+        let pad = bool_mask::<B>(mask.iter().map(|&m| m == 0).collect(), [batch, time], &device);
+        let x = self
+            .drop
+            .forward(tokens + self.positions(positions, [batch, time]));
+        self.blocks_padded(x, pad.clone(), Some(pad), None)
+    }
+
+    /// Feeds prompts of different lengths (none empty) as one batch into `cache`, which must be
+    /// empty and made for `prompts.len()` rows: they are padded on the left to the longest, and
+    /// the cache remembers the padding, so that [`forward_cached`](Self::forward_cached) goes on
+    /// with one new token per row, each at its own position. Returns the logits that follow each
+    /// prompt, as if it had been run alone. Prompts of one length need no padding.
+    ///
+    /// # Shapes
+    /// - `prompts`: `batch` sequences of at most `block_size` ids
+    /// - output: `[batch, vocab_size]`
+    pub fn forward_prompts(&self, prompts: &[&[u32]], cache: &mut GptCache<B>) -> Result<Tensor<B, 2>> {
+        if !cache.is_empty() {
+            return Err(Error::Data(format!(
+                "Gpt::forward_prompts needs an empty cache, found one holding {} positions",
+                cache.len()
+            )));
+        }
+        super::check_prompts("Gpt::forward_prompts", prompts)?;
+        let batch = prompts.len();
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        // Rows padded on the left with id 0 (any valid id: padded keys are masked).
+        let ids: Vec<u32> = prompts
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(0, longest - p.len()).chain(p.iter().copied()))
+            .collect();
+        cache.left_pad = prompts.iter().map(|p| longest - p.len()).collect();
+        if cache.left_pad.iter().all(|&p| p == 0) {
+            cache.left_pad.clear();
+        }
+        let logits = match self.forward_cached_ids(&ids, batch, cache) {
+            Ok(logits) => logits,
+            Err(e) => {
+                cache.reset();
+                return Err(e);
+            }
+        };
+        // [batch, longest, vocab] -> the last position, every prompt's last token.
+        Ok(logits
+            .slice([0..batch, longest - 1..longest, 0..self.vocab_size])
+            .reshape([batch, self.vocab_size]))
+    }
+
+    /// The cached forward over a left-padded cache (`cache.left_pad` set).
+    pub(super) fn decode_padded(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut GptCache<B>,
+        checked: bool,
+    ) -> Result<Tensor<B, 3>> {
+        let [batch, new] = ids.dims();
+        let offset = cache.len();
+        if offset + new > self.block_size {
+            return Err(Error::TooLong {
+                found: new,
+                offset,
+                max: self.block_size,
+            });
+        }
+        if cache.left_pad.len() != batch {
+            return Err(Error::shape(
+                "Gpt cached ids",
+                format!("[{}, new] (the padded cache's rows)", cache.left_pad.len()),
+                &ids.dims(),
+            ));
+        }
+        let device = ids.device();
+        let tokens = if checked {
+            crate::nn::lookup_checked(&self.wte.val(), ids)
+        } else {
+            crate::nn::lookup("Gpt ids", &self.wte.val(), ids)?
+        };
+        let pads = &cache.left_pad;
+        // Row r's token at cache position p sits at position p - pad[r] of its sequence.
+        let positions: Vec<i64> = pads
+            .iter()
+            .flat_map(|&pad| (offset..offset + new).map(move |p| p.saturating_sub(pad) as i64))
+            .collect();
+        let keys: Vec<bool> = pads
+            .iter()
+            .flat_map(|&pad| (0..offset + new).map(move |p| p < pad))
+            .collect();
+        let queries: Vec<bool> = pads
+            .iter()
+            .flat_map(|&pad| (offset..offset + new).map(move |p| p < pad))
+            .collect();
+        let padded_queries = queries
+            .iter()
+            .any(|&q| q)
+            .then(|| bool_mask::<B>(queries, [batch, new], &device));
+        let key_padding = bool_mask::<B>(keys, [batch, offset + new], &device);
+        let x = self
+            .drop
+            .forward(tokens + self.positions(positions, [batch, new]));
+        let layers = cache.layers.iter_mut().collect();
+        self.blocks_padded(x, key_padding, padded_queries, Some(layers))
+    }
+
+    /// `wpe` rows at `positions` (checked to lie below `block_size` by the callers).
+    fn positions(&self, positions: Vec<i64>, [batch, time]: [usize; 2]) -> Tensor<B, 3> {
+        let table = self.wpe.weight.val();
+        let d = table.dims()[1];
+        let positions =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [batch * time]), &table.device());
         // [B*T] -> [B*T, D] -> [B, T, D]
-        let wpe = self
-            .wpe
-            .weight
-            .val()
-            .select(0, positions)
-            .reshape([batch, time, d]);
-        let mut x = self.drop.forward(tokens + wpe);
-        let pad = Tensor::<B, 2, Bool>::from_data(
-            TensorData::new(mask.iter().map(|&m| m == 0).collect::<Vec<_>>(), [batch, time]),
-            &device,
-        );
+        table.select(0, positions).reshape([batch, time, d])
+    }
+
+    /// The blocks with padded keys masked (cached when `caches` is given), then the head.
+    /// Padded query rows are zeroed after each block, so that a query with no visible key (left
+    /// padding) cannot carry a NaN into later layers or the cache.
+    fn blocks_padded(
+        &self,
+        mut x: Tensor<B, 3>,
+        key_padding: Tensor<B, 2, Bool>,
+        padded_queries: Option<Tensor<B, 2, Bool>>,
+        caches: Option<Vec<&mut KvCache<B>>>,
+    ) -> Result<Tensor<B, 3>> {
+        let dims = x.dims();
         let masks = AttentionMasks {
-            key_padding: Some(pad.clone()),
+            key_padding: Some(key_padding),
             causal: true,
             ..Default::default()
         };
-        // [B, T] -> [B, T, 1] -> [B, T, D]: padded positions' states, zeroed after each block so
-        // that a query with no visible key (left padding) cannot carry a NaN into later layers.
-        let pad_rows = pad.unsqueeze_dim::<3>(2).expand([batch, time, d]);
+        // [B, T] -> [B, T, 1] -> [B, T, D]
+        let rows = padded_queries.map(|q| q.unsqueeze_dim::<3>(2).expand(dims));
+        let mut caches = caches.map(Vec::into_iter);
         for block in &self.h {
-            x = block.forward(x, &masks)?.mask_fill(pad_rows.clone(), 0.0);
+            x = match caches.as_mut().and_then(Iterator::next) {
+                Some(cache) => block.forward_cached(x, cache, &masks)?,
+                None => block.forward(x, &masks)?,
+            };
+            if let Some(rows) = &rows {
+                x = x.mask_fill(rows.clone(), 0.0);
+            }
         }
         Ok(self.head(x))
     }
+}
+
+/// A `[batch, time]` boolean mask from host values, row after row.
+fn bool_mask<B: Backend>(values: Vec<bool>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Bool> {
+    Tensor::from_data(TensorData::new(values, shape), device)
 }

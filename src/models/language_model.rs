@@ -101,8 +101,45 @@ pub trait LanguageModel<B: Backend> {
         self.step(ids, state)
     }
 
+    /// Feeds `prompts` (of any lengths, none empty) as one batch from a fresh state, as batched
+    /// generation starts: returns the logits that follow each prompt `[batch, vocab]` (each as
+    /// if run alone) and a state from which [`step_ids`](Self::step_ids) goes on with one token
+    /// per row. `Gpt` pads on the left and masks the padding in its cache; `RnnLm` packs the
+    /// prompts by length. The default batches prompts of one length and returns `Ok(None)`
+    /// for others, which [`Generator`](crate::generate::Generator) then runs one at a time.
+    #[allow(clippy::type_complexity)]
+    fn prefill(&self, prompts: &[&[u32]], device: &B::Device) -> Result<Option<(Tensor<B, 2>, Self::State)>> {
+        check_prompts("LanguageModel::prefill", prompts)?;
+        if prompts.iter().any(|p| p.len() != prompts[0].len()) {
+            return Ok(None);
+        }
+        let batch = prompts.len();
+        let mut state = self.init_state(batch, device);
+        let ids: Vec<u32> = prompts.concat();
+        let logits = self.step_ids(&ids, batch, &mut state, device)?;
+        let [b, t, v] = logits.dims();
+        // [batch, time, vocab] -> the last position.
+        Ok(Some((
+            logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]),
+            state,
+        )))
+    }
+
     /// Keeps the state's batch rows `indices`, in that order (beam search).
     fn reorder_state(&self, state: &mut Self::State, indices: &[usize]) -> Result<()>;
+}
+
+/// An [`Error::Data`] unless there is at least one prompt and every prompt has a token.
+pub(crate) fn check_prompts(what: &str, prompts: &[&[u32]]) -> Result<()> {
+    if prompts.is_empty() {
+        return Err(Error::Data(format!("{what}: no prompts")));
+    }
+    match prompts.iter().position(|p| p.is_empty()) {
+        Some(r) => Err(Error::Data(format!(
+            "{what}: prompt {r} is empty (every prompt needs at least one token)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An [`Error::Index`] naming the first of `indices` outside `0..rows`; none may be empty.
@@ -173,6 +210,12 @@ impl<B: Backend> LanguageModel<B> for Gpt<B> {
         self.forward_cached_ids(ids, batch, state)
     }
 
+    fn prefill(&self, prompts: &[&[u32]], device: &B::Device) -> Result<Option<(Tensor<B, 2>, GptCache<B>)>> {
+        let mut cache = self.new_cache(prompts.len(), device);
+        let logits = self.forward_prompts(prompts, &mut cache)?;
+        Ok(Some((logits, cache)))
+    }
+
     fn reorder_state(&self, state: &mut GptCache<B>, indices: &[usize]) -> Result<()> {
         let device = self.wte.val().device();
         state.reorder(index_tensor::<B>(indices, &device))
@@ -217,6 +260,11 @@ impl<B: Backend> LanguageModel<B> for RnnLm<B> {
         let (logits, next) = self.forward_ids(ids, batch, state.take())?;
         *state = Some(next);
         Ok(logits)
+    }
+
+    fn prefill(&self, prompts: &[&[u32]], _: &B::Device) -> Result<Option<(Tensor<B, 2>, RnnLmState<B>)>> {
+        let (logits, state) = self.forward_prompts(prompts)?;
+        Ok(Some((logits, Some(state))))
     }
 
     fn reorder_state(&self, state: &mut RnnLmState<B>, indices: &[usize]) -> Result<()> {

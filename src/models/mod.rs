@@ -16,7 +16,7 @@ pub use classifier::{
 pub use conditioned::{Conditioned, Seq2SeqModel};
 pub use gpt::{Gpt, GptCache, GptConfig};
 pub use language_model::{LanguageModel, RnnLmState};
-pub(crate) use language_model::{check_row_indices, index_tensor};
+pub(crate) use language_model::{check_prompts, check_row_indices, index_tensor};
 pub use rnn_lm::{RnnLm, RnnLmConfig};
 pub use rnn_seq2seq::{AttentionScore, RnnDecodeState, RnnSeq2Seq, RnnSeq2SeqConfig};
 pub use seq2seq::{Seq2SeqDecodeState, TransformerSeq2Seq, TransformerSeq2SeqConfig};

@@ -115,7 +115,7 @@ impl<B: Backend> RnnLm<B> {
         state: Option<RecurrentState<B>>,
     ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
         let x = lookup("RnnLm input ids", &self.encoder.val(), ids)?;
-        self.run(x, state)
+        self.run(x, None, state)
     }
 
     /// [`forward`](Self::forward) for ids on the host, `batch` rows of `ids.len() / batch`
@@ -129,17 +129,49 @@ impl<B: Backend> RnnLm<B> {
     ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
         let table = self.encoder.val();
         let ids = crate::nn::host_ids("RnnLm input ids", ids, batch, self.vocab_size, &table.device())?;
-        self.run(crate::nn::lookup_checked(&table, ids), state)
+        self.run(crate::nn::lookup_checked(&table, ids), None, state)
+    }
+
+    /// Runs prompts of different lengths (none empty) as one batch from a zero state, padded on
+    /// the right and packed by their lengths (as `pack_padded_sequence`): returns the logits
+    /// after each prompt's last token and each row's state there, as if run alone.
+    ///
+    /// # Shapes
+    /// - `prompts`: `batch` sequences; output `[batch, vocab]` and the state `[layers, batch, hidden]`
+    pub fn forward_prompts(&self, prompts: &[&[u32]]) -> Result<(Tensor<B, 2>, RecurrentState<B>)> {
+        super::check_prompts("RnnLm::forward_prompts", prompts)?;
+        let batch = prompts.len();
+        let lengths: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let ids: Vec<u32> = prompts
+            .iter()
+            .flat_map(|p| p.iter().copied().chain(std::iter::repeat_n(0, longest - p.len())))
+            .collect();
+        let table = self.encoder.val();
+        let device = table.device();
+        let ids = crate::nn::host_ids("RnnLm input ids", &ids, batch, self.vocab_size, &device)?;
+        let (logits, state) = self.run(crate::nn::lookup_checked(&table, ids), Some(&lengths), None)?;
+        // [batch, longest, vocab] -> [batch * longest, vocab] -> row r's position lengths[r] - 1.
+        let last: Vec<usize> = lengths
+            .iter()
+            .enumerate()
+            .map(|(r, &len)| r * longest + len - 1)
+            .collect();
+        let logits = logits
+            .reshape([batch * longest, self.vocab_size])
+            .select(0, crate::models::index_tensor::<B>(&last, &device));
+        Ok((logits, state))
     }
 
     /// Everything after the embedding lookup `x` `[batch, time, embed]`.
     fn run(
         &self,
         x: Tensor<B, 3>,
+        lengths: Option<&[usize]>,
         state: Option<RecurrentState<B>>,
     ) -> Result<(Tensor<B, 3>, RecurrentState<B>)> {
         let x = self.dropout.forward(x);
-        let (out, state) = self.rnn.forward(x, None, state)?;
+        let (out, state) = self.rnn.forward(x, lengths, state)?;
         let out = self.dropout.forward(out);
         let out = match &self.proj {
             Some(p) => p.apply(out),
