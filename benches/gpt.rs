@@ -116,7 +116,12 @@ fn train_backend<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
 
         // Exact GELU and a tied head, as the PyTorch reference.
         let mut ours = Some(
-            GptConfig::new(v, t, l, h, d)
+            GptConfig::new()
+                .with_vocab_size(v)
+                .with_block_size(t)
+                .with_n_layer(l)
+                .with_n_head(h)
+                .with_n_embd(d)
                 .with_activation(FeedForwardActivation::Gelu)
                 .init::<B>(&device)
                 .unwrap(),
@@ -169,7 +174,14 @@ fn decode_backend<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     // The CPU configuration's model, with room for the 256 tokens.
     let (v, _, l, h, d, _) = CONFIGS[0];
-    let model = GptConfig::new(v, 257, l, h, d).init::<B>(&device).unwrap();
+    let model = GptConfig::new()
+        .with_vocab_size(v)
+        .with_block_size(257)
+        .with_n_layer(l)
+        .with_n_head(h)
+        .with_n_embd(d)
+        .init::<B>(&device)
+        .unwrap();
     let steps = 256;
     let mut group = c.benchmark_group(format!("gpt_decode_256/{backend}"));
     group

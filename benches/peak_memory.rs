@@ -26,7 +26,12 @@ fn gpt<B: ember_lm::TrainBackend>(dims: &[usize]) {
     let device = B::Device::default();
     let [b, t, layers, heads, width, steps] = dims.try_into().expect("six sizes");
     let v = 65;
-    let mut model = GptConfig::new(v, t, layers, heads, width)
+    let mut model = GptConfig::new()
+        .with_vocab_size(v)
+        .with_block_size(t)
+        .with_n_layer(layers)
+        .with_n_head(heads)
+        .with_n_embd(width)
         .with_activation(FeedForwardActivation::Gelu)
         .init::<B>(&device)
         .unwrap();

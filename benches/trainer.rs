@@ -22,7 +22,12 @@ use ember_lm::train::{GptLmTask, ProgressMode, Trainer, TrainerConfig};
 
 /// vocab 64, block 32, 2 layers, 2 heads, width 32, batch 8.
 fn config() -> GptConfig {
-    GptConfig::new(64, 32, 2, 2, 32)
+    GptConfig::new()
+        .with_vocab_size(64)
+        .with_block_size(32)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(32)
 }
 const BATCH: usize = 8;
 

@@ -273,16 +273,15 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
         // 128 wide, no dropout), with its defaults: no biases, exact GELU, tied embeddings.
         let config = match saved.as_ref().and_then(|i| i.gpt.clone()) {
             Some(config) => config,
-            None => GptConfig::new(
-                vocab,
-                block_size,
-                o.layers.unwrap_or(4),
-                o.heads,
-                o.hidden.unwrap_or(128),
-            )
-            .with_dropout(o.dropout)
-            .with_bias(false)
-            .with_activation(FeedForwardActivation::Gelu),
+            None => GptConfig::new()
+                .with_vocab_size(vocab)
+                .with_block_size(block_size)
+                .with_n_layer(o.layers.unwrap_or(4))
+                .with_n_head(o.heads)
+                .with_n_embd(o.hidden.unwrap_or(128))
+                .with_dropout(o.dropout)
+                .with_bias(false)
+                .with_activation(FeedForwardActivation::Gelu),
         };
         save_info(&dir, "gpt", None, Some(config.clone()), source_bpc, sizes)?;
         let train = LmWindows::new(

@@ -178,7 +178,14 @@ fn forwards() {
     let err = rnn_lm.reorder_state(&mut s, &[1, 5]).unwrap_err();
     assert!(matches!(err, Error::Index { index: 5, len: 2, .. }), "{err}");
     assert_eq!(s.as_ref().unwrap().batch(), 2);
-    let gpt = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&dev()).unwrap();
+    let gpt = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8)
+        .init::<B>(&dev())
+        .unwrap();
     let mut cache = gpt.init_state(2, &dev());
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 2], [2, 1]), &dev());
     gpt.step(ids, &mut cache).unwrap();
@@ -222,7 +229,16 @@ fn configurations_that_cannot_be_built() {
     let err = LstmConfig::new(4, 1 << 40).init::<B>(&dev()).unwrap_err();
     assert!(err.to_string().contains("weight_ih"), "{err}");
     assert!(LstmConfig::new(4, 1 << 20).init::<B>(&dev()).is_err()); // 2^42 elements
-    assert!(GptConfig::new(1 << 40, 8, 1, 2, 8).init::<B>(&dev()).is_err());
+    assert!(
+        GptConfig::new()
+            .with_vocab_size(1 << 40)
+            .with_block_size(8)
+            .with_n_layer(1)
+            .with_n_head(2)
+            .with_n_embd(8)
+            .init::<B>(&dev())
+            .is_err()
+    );
     assert!(RnnLmConfig::new(1 << 33, 8, 8).init::<B>(&dev()).is_err());
     assert!(
         PositionsConfig::new(1 << 20, 1 << 20)
@@ -241,7 +257,14 @@ fn configurations_that_cannot_be_built() {
         .unwrap_err();
     assert!(err.to_string().contains("base"), "{err}");
     // GptConfig speaks of its own fields.
-    let err = GptConfig::new(10, 8, 1, 3, 8).init::<B>(&dev()).unwrap_err();
+    let err = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(3)
+        .with_n_embd(8)
+        .init::<B>(&dev())
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("n_embd (8) must be a positive multiple of n_head (3)"),
@@ -251,7 +274,14 @@ fn configurations_that_cannot_be_built() {
 
 #[test]
 fn generation_settings() {
-    let gpt = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&dev()).unwrap();
+    let gpt = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8)
+        .init::<B>(&dev())
+        .unwrap();
     // Greedy decoding cannot return several different sequences (transformers raises too).
     let greedy3 = GenerationConfig::greedy(4).with_num_return_sequences(3);
     assert!(matches!(
@@ -376,7 +406,12 @@ fn data_and_tasks() {
         panic!("one reset flag for two rows was accepted");
     };
     assert!(err.to_string().contains("`reset`"), "{err}");
-    let gpt_config = GptConfig::new(10, 8, 1, 2, 8);
+    let gpt_config = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8);
     let gpt = gpt_config.init::<AD>(&dev()).unwrap();
     let first_id_out = TokenBatch {
         ids: vec![12, 2, 3, 4, 5, 6],
@@ -467,7 +502,12 @@ fn optimizer_and_trainer_configurations() {
             patience: 2,
             min_delta: f64::NAN,
         }));
-    let gpt_config = GptConfig::new(10, 8, 1, 2, 8);
+    let gpt_config = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8);
     let Err(err) = ember_lm::train::Trainer::new(
         early,
         GptLmTask::new(gpt_config.clone()),

@@ -253,7 +253,13 @@ fn every_family_saves_a_state_dict_torch_loads_strictly() {
         common::seq2seq::config().init::<B>(&device)
     });
 
-    let nano = GptConfig::new(23, 16, 2, 2, 12).with_activation(FeedForwardActivation::Gelu);
+    let nano = GptConfig::new()
+        .with_vocab_size(23)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(12)
+        .with_activation(FeedForwardActivation::Gelu);
     let m = nano
         .init::<B>(&device)
         .unwrap()
@@ -410,7 +416,12 @@ fn saving_refuses_what_it_cannot_write() {
         .unwrap_err();
     assert!(matches!(err, Error::Save { .. }), "{err}");
     // GPT-2 always has biases: a bias-free model has no Hugging Face layout.
-    let gpt = GptConfig::new(23, 16, 2, 2, 12)
+    let gpt = GptConfig::new()
+        .with_vocab_size(23)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(12)
         .with_bias(false)
         .init::<B>(&device)
         .unwrap();

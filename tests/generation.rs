@@ -400,7 +400,14 @@ fn bad_generation_settings_are_errors() {
 #[test]
 fn host_ids_decode_like_tensor_ids() {
     use ember_lm::models::{GptConfig, RnnLmConfig};
-    let gpt = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&dev()).unwrap();
+    let gpt = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8)
+        .init::<B>(&dev())
+        .unwrap();
     let ids = [3u32, 1, 4, 1, 5, 9];
     let tensor = Tensor::<B, 2, Int>::from_data(
         TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [2, 3]),

@@ -100,7 +100,14 @@ fn prompts(lengths: &[usize], vocab: u32) -> Vec<Vec<u32>> {
 /// A random GPT with a short context, seeded.
 fn small_gpt(block: usize) -> Gpt<B> {
     B::seed(&dev(), 11);
-    GptConfig::new(40, block, 2, 2, 16).init::<B>(&dev()).unwrap()
+    GptConfig::new()
+        .with_vocab_size(40)
+        .with_block_size(block)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(16)
+        .init::<B>(&dev())
+        .unwrap()
 }
 
 #[test]

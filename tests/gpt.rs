@@ -33,7 +33,12 @@ fn ids(values: Vec<i64>, shape: [usize; 2]) -> Tensor<B, 2, Int> {
 fn cached_decoding_equals_the_full_forward() {
     let device = Default::default();
     // An untied head and no biases, to cover the other configuration too.
-    let model = GptConfig::new(50, 16, 2, 4, 32)
+    let model = GptConfig::new()
+        .with_vocab_size(50)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(4)
+        .with_n_embd(32)
         .with_tie_weights(false)
         .with_bias(false)
         .init::<B>(&device)
@@ -111,7 +116,14 @@ fn bad_ids_and_lengths_are_errors() {
         ),
         "{err}"
     );
-    let err = GptConfig::new(10, 8, 1, 3, 32).init::<B>(&device).unwrap_err();
+    let err = GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(3)
+        .with_n_embd(32)
+        .init::<B>(&device)
+        .unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err}");
 }
 
@@ -167,7 +179,12 @@ fn mismatched_checkpoints_name_the_keys() {
 /// The nanoGPT-format checkpoints of `tests/fixtures/make_nanogpt.py`: 23 tokens, block 16, 2
 /// layers of 2 heads, 12 wide, exact GELU.
 fn nanogpt_config(bias: bool, tied: bool) -> GptConfig {
-    GptConfig::new(23, 16, 2, 2, 12)
+    GptConfig::new()
+        .with_vocab_size(23)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(12)
         .with_bias(bias)
         .with_tie_weights(tied)
         .with_activation(FeedForwardActivation::Gelu)
@@ -219,7 +236,16 @@ fn mismatched_nanogpt_checkpoints_are_errors() {
         "{err}"
     );
     // A model built without biases meets a file without them but with another width.
-    let err = load(GptConfig::new(23, 16, 2, 2, 16).with_bias(false), "nobias");
+    let err = load(
+        GptConfig::new()
+            .with_vocab_size(23)
+            .with_block_size(16)
+            .with_n_layer(2)
+            .with_n_head(2)
+            .with_n_embd(16)
+            .with_bias(false),
+        "nobias",
+    );
     assert!(
         matches!(&err, Error::StateDict { report, .. } if report.mismatched.iter().any(|m|
             m.key == "transformer.wte.weight" && m.expected == vec![23, 16] && m.found == vec![23, 12])),

@@ -190,7 +190,12 @@ fn decay_groups_follow_the_gpt_convention() {
     // On a real model: GPT's token/position embeddings and LayerNorms are excluded, the attention
     // and MLP matrices are not.
     let device = Default::default();
-    let gpt = ember_lm::models::GptConfig::new(32, 8, 1, 2, 16)
+    let gpt = ember_lm::models::GptConfig::new()
+        .with_vocab_size(32)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(16)
         .init::<B>(&device)
         .unwrap();
     let optim = OptimizerConfig::adamw()

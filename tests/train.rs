@@ -256,7 +256,12 @@ fn checkpoints_are_pruned_checked_and_never_half_loaded() {
     );
 
     // A checkpoint of another configuration is refused before anything is loaded.
-    let other = GptConfig::new(24, 16, 2, 2, 32);
+    let other = GptConfig::new()
+        .with_vocab_size(24)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(32);
     let t = Trainer::new(
         quiet().with_max_steps(Some(12)),
         GptLmTask::new(other.clone()),
@@ -691,7 +696,12 @@ fn load_run_rebuilds_the_trained_model_and_its_tokenizer() {
         .into_iter()
         .map(i64::from)
         .collect();
-    let config = GptConfig::new(tokenizer.vocab_size(), 16, 1, 2, 16);
+    let config = GptConfig::new()
+        .with_vocab_size(tokenizer.vocab_size())
+        .with_block_size(16)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(16);
     let dir = tmp("load-run");
     let device = Default::default();
     let make = |steps: u64| {

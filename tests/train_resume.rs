@@ -264,7 +264,16 @@ fn a_checkpoint_that_passes_its_checksum_but_does_not_decode_is_an_error() {
     let foreign = std::fs::read(other.join("checkpoints/step-00000001/model.safetensors")).unwrap();
     // The same model's file with one tensor of another shape (a wider GPT's).
     let wide = tmp("undecodable-wide");
-    drop(trained_run_with(&wide, 1, GptConfig::new(24, 16, 2, 2, 32)));
+    drop(trained_run_with(
+        &wide,
+        1,
+        GptConfig::new()
+            .with_vocab_size(24)
+            .with_block_size(16)
+            .with_n_layer(2)
+            .with_n_head(2)
+            .with_n_embd(32),
+    ));
     let wider = std::fs::read(wide.join("checkpoints/step-00000001/model.safetensors")).unwrap();
     let mut extended = good.clone();
     extended.extend_from_slice(&[0, 1, 2]);
@@ -346,7 +355,12 @@ fn load_model_names_the_first_parameter_of_another_architecture() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tmp("other-arch");
     drop(trained_run(&dir, 1));
-    let wider = GptConfig::new(24, 16, 2, 2, 32);
+    let wider = GptConfig::new()
+        .with_vocab_size(24)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(32);
     let err = ember_lm::train::load_model::<NdArray<f64>, _>(
         &dir,
         wider.init(&Default::default()).unwrap(),

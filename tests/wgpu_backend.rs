@@ -297,7 +297,12 @@ fn check_trainer(device: &burn::backend::wgpu::WgpuDevice) {
     use ember_lm::optim::{GradClip, LrSchedule, OptimizerConfig};
     use ember_lm::train::{GptLmTask, Trainer};
 
-    let config = GptConfig::new(16, 8, 1, 2, 16);
+    let config = GptConfig::new()
+        .with_vocab_size(16)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(16);
     let tokens: Vec<i64> = (0..800).map(|i| i % 16).collect();
     let train = LmWindows::new(
         tokens.clone(),

@@ -11,18 +11,37 @@ use crate::nn::{
 };
 use crate::{Backend, Error, Result};
 
-/// Configuration of a [`Gpt`], with nanoGPT's names and defaults.
+/// Configuration of a [`Gpt`], with nanoGPT's names. `GptConfig::new()` is GPT-2 small (124M,
+/// as transformers' `GPT2Config()`); every size is set by name, so two cannot be swapped:
+///
+/// ```
+/// use ember_lm::models::GptConfig;
+///
+/// let config = GptConfig::new()
+///     .with_vocab_size(65)
+///     .with_block_size(256)
+///     .with_n_layer(6)
+///     .with_n_head(6)
+///     .with_n_embd(384);
+/// assert_eq!((config.n_inner, config.dropout), (None, 0.0));
+/// ```
 #[derive(Config, Debug)]
 pub struct GptConfig {
-    /// Vocabulary size (GPT-2: 50257; nanoGPT's character-level Shakespeare: 65).
+    /// Vocabulary size. Default 50257, GPT-2's (nanoGPT's character-level Shakespeare: 65).
+    #[config(default = 50257)]
     pub vocab_size: usize,
     /// Context length: the most positions one sequence may have (GPT-2's `n_positions`).
+    /// Default 1024, GPT-2's.
+    #[config(default = 1024)]
     pub block_size: usize,
-    /// Number of Transformer blocks.
+    /// Number of Transformer blocks. Default 12, GPT-2 small's.
+    #[config(default = 12)]
     pub n_layer: usize,
-    /// Attention heads per block; `n_embd` must be divisible by it.
+    /// Attention heads per block; `n_embd` must be divisible by it. Default 12, GPT-2 small's.
+    #[config(default = 12)]
     pub n_head: usize,
-    /// Model width.
+    /// Model width. Default 768, GPT-2 small's.
+    #[config(default = 768)]
     pub n_embd: usize,
     /// Dropout on embeddings, attention weights and residual branches, only while training.
     /// Default 0, as nanoGPT (GPT-2 used 0.1).
@@ -127,6 +146,15 @@ impl<B: Backend> GptCache<B> {
 }
 
 impl GptConfig {
+    /// nanoGPT's `GPTConfig()`: GPT-2 small's sizes with the vocabulary padded to 50304 (a
+    /// multiple of 64) and the exact GELU of `nn.GELU()` (GPT-2 itself uses the tanh
+    /// approximation, [`GptConfig::new`]'s default). Set the sizes of a nanoGPT run by name.
+    pub fn nanogpt() -> Self {
+        Self::new()
+            .with_vocab_size(50304)
+            .with_activation(FeedForwardActivation::Gelu)
+    }
+
     /// Builds the model with GPT-2's initialisation (as nanoGPT): weights `N(0, 0.02)`, the
     /// residual output projections `N(0, 0.02 / sqrt(2 n_layer))`, zero biases, unit norms. An
     /// [`Error::Config`] for zero sizes or `n_embd` not divisible by `n_head`.

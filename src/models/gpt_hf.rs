@@ -92,13 +92,16 @@ impl GptConfig {
                 hf.layer_norm_epsilon
             )));
         }
-        Ok(
-            GptConfig::new(hf.vocab_size, hf.n_positions, hf.n_layer, hf.n_head, hf.n_embd)
-                .with_n_inner(hf.n_inner)
-                .with_layer_norm_eps(hf.layer_norm_epsilon)
-                .with_activation(activation)
-                .with_tie_weights(hf.tie_word_embeddings),
-        )
+        Ok(GptConfig::new()
+            .with_vocab_size(hf.vocab_size)
+            .with_block_size(hf.n_positions)
+            .with_n_layer(hf.n_layer)
+            .with_n_head(hf.n_head)
+            .with_n_embd(hf.n_embd)
+            .with_n_inner(hf.n_inner)
+            .with_layer_norm_eps(hf.layer_norm_epsilon)
+            .with_activation(activation)
+            .with_tie_weights(hf.tie_word_embeddings))
     }
 }
 
@@ -145,19 +148,21 @@ impl<B: Backend> Gpt<B> {
     /// under its `"model"` key, with the `_orig_mod.` prefix of `torch.compile` removed; the
     /// optimizer state and the rest of the file are ignored.
     ///
-    /// The configuration is nanoGPT's `model_args`, which the caller gives: `GptConfig::new(
-    /// vocab_size, block_size, n_layer, n_head, n_embd).with_bias(bias)
-    /// .with_activation(FeedForwardActivation::Gelu)` (nanoGPT's GELU is the exact one). A key
+    /// The configuration is nanoGPT's `model_args`, which the caller gives with
+    /// [`GptConfig::nanogpt`] (the exact GELU, as nanoGPT, and its sizes and `bias`). A key
     /// or shape that does not fit it is an [`Error`] naming the key.
     ///
     /// ```no_run
     /// # use burn::backend::NdArray;
     /// # use ember_lm::models::{Gpt, GptConfig};
-    /// # use ember_lm::nn::FeedForwardActivation;
     /// // nanoGPT's shakespeare_char model: n_layer 6, n_head 6, n_embd 384, block 256, bias False.
-    /// let config = GptConfig::new(65, 256, 6, 6, 384)
-    ///     .with_bias(false)
-    ///     .with_activation(FeedForwardActivation::Gelu);
+    /// let config = GptConfig::nanogpt()
+    ///     .with_vocab_size(65)
+    ///     .with_block_size(256)
+    ///     .with_n_layer(6)
+    ///     .with_n_head(6)
+    ///     .with_n_embd(384)
+    ///     .with_bias(false);
     /// let gpt = config.init::<NdArray>(&Default::default())?.load_nanogpt_checkpoint("out-shakespeare-char/ckpt.pt")?;
     /// # Ok::<(), ember_lm::Error>(())
     /// ```

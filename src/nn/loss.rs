@@ -100,7 +100,13 @@ impl CrossEntropyLoss {
     ///
     /// type B = Autodiff<NdArray>;
     /// let device = Default::default();
-    /// let model = GptConfig::new(10, 8, 1, 2, 8).init::<B>(&device)?;
+    /// let model = GptConfig::new()
+    ///     .with_vocab_size(10)
+    ///     .with_block_size(8)
+    ///     .with_n_layer(1)
+    ///     .with_n_head(2)
+    ///     .with_n_embd(8)
+    ///     .init::<B>(&device)?;
     /// let ids = Tensor::<B, 2, Int>::from_ints([[1, 2, 3, 4], [4, 3, 2, 1]], &device);
     /// let loss = CrossEntropyLossConfig::new().init()?.language_model(model.forward(ids.clone())?, ids)?;
     /// let grads = loss.backward();

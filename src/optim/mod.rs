@@ -17,7 +17,13 @@
 //!
 //! type B = Autodiff<NdArray>;
 //! let device = Default::default();
-//! let model = GptConfig::new(64, 16, 1, 2, 32).init::<B>(&device)?;
+//! let model = GptConfig::new()
+//!     .with_vocab_size(64)
+//!     .with_block_size(16)
+//!     .with_n_layer(1)
+//!     .with_n_head(2)
+//!     .with_n_embd(32)
+//!     .init::<B>(&device)?;
 //! // PyTorch's AdamW defaults, no decay on biases/norms/embeddings, clip_grad_norm_(1.0).
 //! // The schedule's peak rate is the configuration's lr (1e-3, PyTorch's AdamW default).
 //! let mut optim = OptimizerConfig::adamw()

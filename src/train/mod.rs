@@ -13,7 +13,12 @@
 //!
 //! type B = Autodiff<NdArray>;
 //! let device = Default::default();
-//! let config = GptConfig::new(16, 8, 1, 2, 16);
+//! let config = GptConfig::new()
+//!     .with_vocab_size(16)
+//!     .with_block_size(8)
+//!     .with_n_layer(1)
+//!     .with_n_head(2)
+//!     .with_n_embd(16);
 //! let model = config.init::<B>(&device)?;
 //! // A corpus that repeats 0, 1, ..., 15.
 //! let tokens: Vec<i64> = (0..800).map(|i| i % 16).collect();

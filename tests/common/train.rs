@@ -55,7 +55,13 @@ pub fn gpt_windows() -> LmWindows {
 }
 
 pub fn gpt_config(dropout: f64) -> GptConfig {
-    GptConfig::new(24, 16, 2, 2, 16).with_dropout(dropout)
+    GptConfig::new()
+        .with_vocab_size(24)
+        .with_block_size(16)
+        .with_n_layer(2)
+        .with_n_head(2)
+        .with_n_embd(16)
+        .with_dropout(dropout)
 }
 
 /// `n` GPTs with the same weights (burn initialises parameters lazily, so a clone of an untouched
