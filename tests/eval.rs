@@ -8,16 +8,8 @@ use ember_lm::eval::corpus_bleu;
 
 #[test]
 fn corpus_bleu_matches_sacrebleu() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::fixture_path("eval/bleu.json")).unwrap())
-            .unwrap();
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
+    let fixture = common::json_fixture("eval/bleu.json");
+    let strings = common::json_strings;
     for (name, case) in fixture.as_object().unwrap() {
         let hyps = strings(&case["hyps"]);
         let refs: Vec<Vec<String>> = case["refs"].as_array().unwrap().iter().map(strings).collect();

@@ -112,22 +112,8 @@ fn small_gpt(block: usize) -> Gpt<B> {
 
 #[test]
 fn batched_prompts_match_transformers_left_padded_generate() {
-    let fixture: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture_path("generation/batched_gpt2.json")).unwrap())
-            .unwrap();
-    let list = |v: &serde_json::Value| -> Vec<Vec<u32>> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t.as_u64().unwrap() as u32)
-                    .collect()
-            })
-            .collect()
-    };
+    let fixture = common::json_fixture("generation/batched_gpt2.json");
+    let list = common::json_rows;
     let prompts = list(&fixture["prompts"]);
     let expected = list(&fixture["tokens"]);
     let eos = fixture["eos_token_id"].as_u64().unwrap() as u32;

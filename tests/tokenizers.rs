@@ -246,3 +246,110 @@ fn special_token_spellings_encode_literally_when_asked() {
         words.special_tokens().pad.unwrap()
     );
 }
+
+/// A pretrained encoder's tokenizer (BERT WordPiece, RoBERTa byte-level BPE) against
+/// transformers' tokenizer call (`tests/fixtures/make_encoder_tokenizers.py`): ids, token types,
+/// attention masks and character offsets, for accents, Chinese characters, unknown characters,
+/// an empty text, whitespace runs, pairs, truncation and both paddings; and decoding.
+#[test]
+fn encoder_tokenizers_match_transformers() {
+    use ember_lm::data::{EncodeOptions, EncoderTokenizer, Padding};
+    let cases = common::json_fixture("encoder_tokenizers/cases.json");
+    let strings = common::json_strings;
+    let matrix = |v: &serde_json::Value| -> Vec<u32> { common::json_rows(v).concat() };
+    for name in ["wordpiece", "roberta"] {
+        let tok =
+            EncoderTokenizer::from_pretrained(common::fixture_path(&format!("encoder_tokenizers/{name}")))
+                .unwrap();
+        assert!(tok.mask_token_id().is_some(), "{name}");
+        let mut checked = 0;
+        for case in cases[name].as_array().unwrap() {
+            let texts = strings(&case["texts"]);
+            let options = EncodeOptions {
+                max_length: case["max_length"].as_u64().map(|n| n as usize),
+                padding: if case["padding"] == "max_length" {
+                    Padding::MaxLength
+                } else {
+                    Padding::Longest
+                },
+                add_special_tokens: true,
+            };
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let got = if case["pairs"].is_null() {
+                tok.encode_batch(&texts, &options).unwrap()
+            } else {
+                let seconds = strings(&case["pairs"]);
+                let pairs: Vec<(&str, &str)> = texts
+                    .iter()
+                    .copied()
+                    .zip(seconds.iter().map(String::as_str))
+                    .collect();
+                tok.encode_pairs(&pairs, &options).unwrap()
+            };
+            let what = format!("{name} {options:?} pairs={}", !case["pairs"].is_null());
+            assert_eq!(
+                got.batch.input_ids,
+                matrix(&case["input_ids"]),
+                "{what}: input_ids"
+            );
+            assert_eq!(
+                got.batch.token_type_ids,
+                matrix(&case["token_type_ids"]),
+                "{what}: token_type_ids"
+            );
+            assert_eq!(
+                got.batch.attention_mask,
+                matrix(&case["attention_mask"]),
+                "{what}: attention_mask"
+            );
+            // [[start, end], ...] per row.
+            let offsets: Vec<Vec<(usize, usize)>> = case["offsets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    common::json_rows(r)
+                        .iter()
+                        .map(|o| (o[0] as usize, o[1] as usize))
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got.offsets, offsets, "{what}: offsets");
+            checked += 1;
+        }
+        assert_eq!(checked, 6, "{name}");
+        // Decoding skips the special tokens, as transformers' skip_special_tokens=True.
+        let expected = strings(&cases[format!("{name}_decode")]);
+        for (text, want) in strings(&cases["wordpiece"][0]["texts"]).iter().zip(&expected) {
+            let ids = tok
+                .encode_batch(&[text], &EncodeOptions::default())
+                .unwrap()
+                .batch
+                .input_ids;
+            assert_eq!(&tok.decode(&ids).unwrap(), want, "{name}: {text:?}");
+        }
+        // Bad options and input are typed errors.
+        let no_max = EncodeOptions {
+            padding: Padding::MaxLength,
+            ..Default::default()
+        };
+        assert!(matches!(
+            tok.encode_batch(&["a"], &no_max),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            tok.encode_batch(&[], &EncodeOptions::default()),
+            Err(Error::Data(_))
+        ));
+        let bare = EncodeOptions {
+            add_special_tokens: false,
+            ..Default::default()
+        };
+        // An empty text without special tokens is a row of padding only.
+        assert!(matches!(tok.encode_batch(&["", "a"], &bare), Err(Error::Data(_))));
+    }
+    assert!(matches!(
+        EncoderTokenizer::from_pretrained(common::fixture_path("encoders")),
+        Err(Error::Load { .. })
+    ));
+}

@@ -12,7 +12,7 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
-use super::tokenizer::{SpecialTokens, Tokenizer, check_ids};
+use super::tokenizer::{SpecialTokens, Tokenizer};
 use crate::{Error, Result};
 
 /// Byte-level BPE (GPT-2's scheme): every UTF-8 string encodes, and decodes back exactly.
@@ -133,27 +133,15 @@ impl BpeTokenizer {
 
 impl Tokenizer for BpeTokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(format!("BPE encoding failed: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        super::hf_calls::encode(&self.inner, text)
     }
 
     fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .literal
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(format!("BPE encoding failed: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        super::hf_calls::encode(&self.literal, text)
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String> {
-        // `tokenizers` silently drops unknown ids; ember-lm reports them.
-        check_ids(ids, self.vocab_size())?;
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| Error::Tokenizer(format!("BPE decoding failed: {e}")))
+        super::hf_calls::decode(&self.inner, ids)
     }
 
     fn vocab_size(&self) -> usize {

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::TorchWeights;
-use super::weights::{KeyKind, collect_keys};
+use super::weights::{ExpectedKey, KeyKind, collect_keys};
 
 /// The gradient of every parameter of `model` that has one in `grads` (from
 /// `loss.backward()`), under its PyTorch key and in PyTorch's layout (transposed where PyTorch
@@ -38,10 +38,9 @@ where
     B: AutodiffBackend,
     M: TorchWeights + AutodiffModule<B> + Clone,
 {
-    let keys: Vec<(String, ParamId, bool)> = collect_keys(&mut model.clone(), "")
+    let keys: Vec<ExpectedKey> = collect_keys(&mut model.clone(), "")
         .into_iter()
-        .filter(|k| k.kind == KeyKind::Param)
-        .filter_map(|k| k.param.map(|(id, transposed)| (k.key, id, transposed)))
+        .filter(|k| k.kind == KeyKind::Param && k.param.is_some())
         .collect();
     struct Grads<'g, B: AutodiffBackend> {
         grads: &'g B::Gradients,
@@ -63,10 +62,30 @@ where
     let mut visitor = Grads::<B> {
         grads,
         found: HashMap::new(),
-        transposed: keys.iter().map(|(_, id, t)| (*id, *t)).collect(),
+        transposed: keys.iter().filter_map(|k| k.param).collect(),
     };
     model.visit(&mut visitor);
     keys.into_iter()
-        .filter_map(|(key, id, _)| visitor.found.remove(&id).map(|g| (key, g)))
+        .filter_map(|k| {
+            let g = visitor.found.get(&k.param?.0)?;
+            Some((
+                k.key,
+                match k.part {
+                    // A block of rows of a parameter stored under several keys.
+                    Some((i, n)) => rows_of(g, i, n),
+                    None => g.clone(),
+                },
+            ))
+        })
         .collect()
+}
+
+/// Block `i` of `n` equal blocks of rows of `data`.
+fn rows_of(data: &TensorData, i: usize, n: usize) -> TensorData {
+    let shape = data.shape.to_vec();
+    let per = data.num_elements() / n;
+    let values: Vec<f64> = data.iter::<f64>().skip(i * per).take(per).collect();
+    let mut part = shape;
+    part[0] /= n;
+    TensorData::new(values, part).convert_dtype(data.dtype)
 }

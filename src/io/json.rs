@@ -3,6 +3,20 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// Reads the JSON file at `path` and parses its text with `parse`; an unreadable file or a
+/// parse failure is an [`Error::Load`](crate::Error::Load) naming the file.
+pub(crate) fn read_config<T>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> crate::Result<T> {
+    let fail = |message: String| crate::Error::Load {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    parse(&text).map_err(fail)
+}
+
 /// Parses `text` into `T`. A value of the wrong type is reported with its field's name
 /// (`field \`n_embd\`: invalid type: string "64", expected usize`), which serde's own message for
 /// a struct read from text leaves out: the culprit is the field whose removal changes the error.

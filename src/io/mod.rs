@@ -17,5 +17,5 @@ pub use crc::crc32c;
 pub(crate) use export::write_safetensors;
 pub use grads::named_grads;
 pub use state_dict::StateDict;
-pub use weights::{KeyReport, ShapeMismatch, TorchWeights, WeightPath};
-pub(crate) use weights::{load_into, state_dict_of};
+pub use weights::{KeyReport, LoadInfo, ShapeMismatch, TorchWeights, WeightPath};
+pub(crate) use weights::{load_into, load_lenient, state_dict_of};

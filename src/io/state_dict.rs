@@ -67,6 +67,21 @@ impl StateDict {
         })
     }
 
+    /// The weights of a Hugging Face `save_pretrained` directory: `model.safetensors`, else
+    /// `pytorch_model.bin`; an [`Error::Load`] when neither is there.
+    pub fn from_pretrained_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let weights = ["model.safetensors", "pytorch_model.bin"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::Load {
+                path: dir.to_path_buf(),
+                message: "neither model.safetensors nor pytorch_model.bin is there".into(),
+            })?;
+        Self::from_file(weights)
+    }
+
     /// Reads the state dict stored under `key` in a `torch.save` checkpoint dictionary, ignoring
     /// the rest of it (optimizer state, configuration, counters): nanoGPT's `ckpt["model"]`,
     /// PyTorch Lightning's `ckpt["state_dict"]`. A file without `key` is an [`Error::Load`].
@@ -93,12 +108,18 @@ impl StateDict {
     /// (`model.`). Keys without the prefix stay as they are; two keys that become one are an
     /// [`Error::Data`].
     pub fn strip_prefix(self, prefix: &str) -> Result<Self> {
+        self.rename_keys(|key| key.strip_prefix(prefix).unwrap_or(key).to_string())
+    }
+
+    /// The same tensors under the keys `rename` gives (a prefix added or removed, legacy names
+    /// read as today's); two keys that become one are an [`Error::Data`].
+    pub fn rename_keys(self, rename: impl Fn(&str) -> String) -> Result<Self> {
         let mut tensors = BTreeMap::new();
-        for (key, snapshot) in self.tensors {
-            let key = key.strip_prefix(prefix).map(str::to_string).unwrap_or(key);
+        for (old, snapshot) in self.tensors {
+            let key = rename(&old);
             if tensors.contains_key(&key) {
                 return Err(Error::Data(format!(
-                    "{}: `{key}` is there both with and without the prefix `{prefix}`",
+                    "{}: two keys become `{key}` (the second is `{old}`)",
                     self.source
                 )));
             }

@@ -102,7 +102,65 @@ pub trait TorchWeights: Sized {
 pub(crate) fn load_into<M: TorchWeights>(module: &mut M, dict: &StateDict, prefix: &str) -> Result<()> {
     let keys = collect_keys(module, prefix);
     dict.check_keys(prefix, &keys)?;
-    module.visit_weights(&mut WeightPath::root(prefix, &mut Visit::Load(dict)))
+    let none = BTreeSet::new();
+    module.visit_weights(&mut WeightPath::root(prefix, &mut Visit::Load(dict, &none)))
+}
+
+/// What a lenient load ([`load_lenient`]) found, transformers' `output_loading_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadInfo {
+    /// Keys the model has and the checkpoint lacks, whose parameters keep their fresh
+    /// initialisation (a new task head).
+    pub newly_initialized: Vec<String>,
+    /// Keys of the checkpoint the model does not have (a pretraining head it does not use).
+    pub unused: Vec<String>,
+}
+
+/// Loads `module` from `dict` under `prefix` as transformers' `from_pretrained` does: a missing
+/// key for which `may_be_new` holds keeps its parameter's value and is reported as newly
+/// initialised; keys of the dict the module does not have are reported as unused. Any other
+/// missing key, and every shape mismatch, is an [`Error::StateDict`] before anything changes.
+pub(crate) fn load_lenient<M: TorchWeights>(
+    module: &mut M,
+    dict: &StateDict,
+    prefix: &str,
+    may_be_new: &dyn Fn(&str) -> bool,
+) -> Result<LoadInfo> {
+    let keys = collect_keys(module, prefix);
+    let report = match dict.check_keys(prefix, &keys) {
+        Ok(()) => KeyReport::default(),
+        Err(Error::StateDict { report, .. }) => report,
+        Err(e) => return Err(e),
+    };
+    let (new, missing): (Vec<String>, Vec<String>) = report.missing.into_iter().partition(|k| may_be_new(k));
+    KeyReport {
+        missing,
+        unexpected: Vec::new(),
+        mismatched: report.mismatched,
+    }
+    .into_result(dict.source())?;
+    // A parameter stored under several keys loads only when all of them are there.
+    let mut skip: BTreeSet<String> = new.iter().cloned().collect();
+    for k in &keys {
+        if let (Some((id, _)), Some(_)) = (k.param, k.part)
+            && skip.contains(&k.key)
+        {
+            skip.extend(
+                keys.iter()
+                    .filter(|o| o.param.map(|p| p.0) == Some(id))
+                    .map(|o| o.key.clone()),
+            );
+        }
+    }
+    module.visit_weights(&mut WeightPath::root(prefix, &mut Visit::Load(dict, &skip)))?;
+    Ok(LoadInfo {
+        newly_initialized: keys
+            .iter()
+            .filter(|k| skip.contains(&k.key))
+            .map(|k| k.key.clone())
+            .collect(),
+        unused: report.unexpected,
+    })
 }
 
 /// `module`'s parameters under their keys (prefixed with `prefix`), in visiting order.
@@ -138,6 +196,9 @@ pub(crate) struct ExpectedKey {
     pub kind: KeyKind,
     /// The parameter under this key, and whether PyTorch stores it transposed (parameters only).
     pub param: Option<(burn::module::ParamId, bool)>,
+    /// For a parameter stored as several keys ([`WeightPath::stacked`]): this key's block of
+    /// rows, `(index, count)`.
+    pub part: Option<(usize, usize)>,
 }
 
 /// Whether a key must be there.
@@ -154,7 +215,9 @@ pub(crate) enum KeyKind {
 /// What a visit does at each key.
 enum Visit<'d> {
     Keys(Vec<ExpectedKey>),
-    Load(&'d StateDict),
+    /// Loading from the dict, leaving the parameters of the keys in the set as they are (keys a
+    /// lenient load found missing).
+    Load(&'d StateDict, &'d BTreeSet<String>),
     Save(Vec<(String, TensorData)>),
 }
 
@@ -221,7 +284,12 @@ impl<'v, 'd> WeightPath<'v, 'd> {
     /// saved under `name` too, as PyTorch's `state_dict` does, and on loading allowed to be
     /// absent; when present it must hold the same values, or the checkpoint's model was not
     /// tied and an [`Error::Data`] says so.
-    pub fn tied<B: Backend>(&mut self, name: &str, p: &Param<Tensor<B, 2>>, tied_to: &str) -> Result<()> {
+    pub fn tied<B: Backend, const D: usize>(
+        &mut self,
+        name: &str,
+        p: &Param<Tensor<B, D>>,
+        tied_to: &str,
+    ) -> Result<()> {
         let key = format!("{}{name}", self.prefix);
         match &mut *self.visit {
             Visit::Keys(keys) => keys.push(ExpectedKey {
@@ -229,10 +297,11 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 shape: p.dims().to_vec(),
                 kind: KeyKind::Tied,
                 param: None,
+                part: None,
             }),
-            Visit::Load(dict) => {
+            Visit::Load(dict, _) => {
                 if dict.shape(&key).is_some() {
-                    let stored = dict.tensor::<B, 2>(&key, &p.lazy_device())?;
+                    let stored = dict.tensor::<B, D>(&key, &p.lazy_device())?;
                     let differs = (stored - p.val()).abs().max().into_scalar().elem::<f64>() > 0.0;
                     if differs {
                         return Err(Error::Data(format!(
@@ -248,6 +317,65 @@ impl<'v, 'd> WeightPath<'v, 'd> {
         Ok(())
     }
 
+    /// A parameter stored as `names.len()` equal blocks of rows under separate keys (BERT's
+    /// `query`, `key` and `value`, kept here as one packed projection): loaded by
+    /// concatenating them along the first dimension, saved split.
+    pub fn stacked<B: Backend, const D: usize>(
+        &mut self,
+        names: &[&str],
+        p: &mut Param<Tensor<B, D>>,
+    ) -> Result<()> {
+        let keys: Vec<String> = names.iter().map(|n| format!("{}{n}", self.prefix)).collect();
+        let n = keys.len();
+        let mut shape = p.dims().to_vec();
+        shape[0] /= n.max(1);
+        match &mut *self.visit {
+            Visit::Keys(expected) => {
+                expected.extend(keys.into_iter().enumerate().map(|(i, key)| ExpectedKey {
+                    key,
+                    shape: shape.clone(),
+                    kind: KeyKind::Param,
+                    param: Some((p.id, false)),
+                    part: Some((i, n)),
+                }))
+            }
+            Visit::Load(_, skip) if keys.iter().any(|k| skip.contains(k)) => {}
+            Visit::Load(dict, _) => {
+                let device = p.lazy_device();
+                let parts = keys
+                    .iter()
+                    .map(|k| dict.tensor::<B, D>(k, &device))
+                    .collect::<Result<Vec<_>>>()?;
+                let value = Tensor::cat(parts, 0);
+                *p = p.clone().map(move |old| {
+                    if old.is_require_grad() {
+                        value.require_grad()
+                    } else {
+                        value
+                    }
+                });
+            }
+            Visit::Save(tensors) => {
+                for (key, part) in keys.into_iter().zip(p.val().chunk(n, 0)) {
+                    tensors.push((key, part.into_data()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`stacked`](Self::stacked) for a parameter present only in some configurations.
+    pub fn stacked_optional<B: Backend, const D: usize>(
+        &mut self,
+        names: &[&str],
+        p: &mut Option<Param<Tensor<B, D>>>,
+    ) -> Result<()> {
+        match p {
+            Some(p) => self.stacked(names, p),
+            None => Ok(()),
+        }
+    }
+
     /// A buffer that checkpoints may carry under `name` and the module computes itself: allowed
     /// on loading and ignored; not saved.
     pub fn buffer(&mut self, name: &str) {
@@ -257,6 +385,7 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 shape: Vec::new(),
                 kind: KeyKind::Buffer,
                 param: None,
+                part: None,
             });
         }
     }
@@ -278,8 +407,10 @@ impl<'v, 'd> WeightPath<'v, 'd> {
                 shape,
                 kind: KeyKind::Param,
                 param: Some((p.id, layout == Layout::Transposed)),
+                part: None,
             }),
-            Visit::Load(dict) => {
+            Visit::Load(_, skip) if skip.contains(&key) => {}
+            Visit::Load(dict, _) => {
                 let value = dict.tensor::<B, D>(&key, &p.lazy_device())?;
                 let value = match layout {
                     Layout::AsIs => value,

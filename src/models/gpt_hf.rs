@@ -55,8 +55,7 @@ impl GptConfig {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let hf: HfGpt2Config = crate::io::json::parse_naming_fields(&text).map_err(fail)?;
+        let hf: HfGpt2Config = crate::io::json::read_config(path, crate::io::json::parse_naming_fields)?;
         if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "gpt2") {
             return Err(fail(format!("model_type is `{kind}`, only `gpt2` is supported")));
         }
@@ -119,15 +118,7 @@ impl<B: Backend> Gpt<B> {
     pub fn from_pretrained(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let dir = dir.as_ref();
         let config = GptConfig::from_hf_config(dir.join("config.json"))?;
-        let weights = ["model.safetensors", "pytorch_model.bin"]
-            .iter()
-            .map(|f| dir.join(f))
-            .find(|p| p.exists())
-            .ok_or_else(|| Error::Load {
-                path: dir.to_path_buf(),
-                message: "neither model.safetensors nor pytorch_model.bin is there".into(),
-            })?;
-        let dict = StateDict::from_file(&weights)?;
+        let dict = StateDict::from_pretrained_dir(dir)?;
         config.init::<B>(device)?.load_hf_state_dict(&dict)
     }
 

@@ -1,4 +1,5 @@
 //! Task models built from the layers in [`crate::nn`].
+pub mod bert;
 mod classifier;
 mod conditioned;
 mod gpt;

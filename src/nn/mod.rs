@@ -21,6 +21,7 @@ pub use linear::TorchLinear;
 pub use loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 pub use norm::TorchLayerNorm;
 pub use position::{LearnedPositions, PositionsConfig, RotaryConfig, RotaryPositions, SinusoidalPositions};
+pub(crate) use transformer::feed_forward;
 pub use transformer::{
     TransformerDecoder, TransformerDecoderConfig, TransformerDecoderLayer, TransformerDecoderLayerConfig,
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer, TransformerEncoderLayerConfig,

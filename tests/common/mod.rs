@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod attention;
+pub mod bert;
 pub mod fused_ops;
 pub mod gpt;
 pub mod recurrent;
@@ -24,6 +25,36 @@ pub fn fixture_path(rel: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .join(rel)
+}
+
+/// A JSON fixture under `tests/fixtures/`.
+pub fn json_fixture(rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture_path(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}")))
+        .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// A JSON array of strings.
+pub fn json_strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A JSON array of arrays of non-negative integers.
+pub fn json_rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
 }
 
 /// The tensors of a safetensors fixture, as f32, f64 or i64 host data.

@@ -136,7 +136,13 @@ impl<B: Backend> TransformerDecoderLayer<B> {
             Ok(self.dropout.forward(y))
         };
         let ff = |x: Tensor<B, 3>| {
-            let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+            let y = feed_forward(
+                &self.linear1,
+                &self.linear2,
+                self.activation,
+                Some(&self.dropout),
+                x,
+            );
             self.dropout.forward(y)
         };
         if self.norm_first {

@@ -106,7 +106,13 @@ impl<B: Backend> TransformerEncoderLayer<B> {
     }
 
     fn feed_forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let y = feed_forward(&self.linear1, &self.linear2, self.activation, &self.dropout, x);
+        let y = feed_forward(
+            &self.linear1,
+            &self.linear2,
+            self.activation,
+            Some(&self.dropout),
+            x,
+        );
         self.dropout.forward(y)
     }
 }

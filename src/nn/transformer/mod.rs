@@ -21,12 +21,12 @@ use crate::Backend;
 use crate::backend::ActivationArgs;
 
 /// The feed-forward block `linear2(dropout(act(linear1(x))))`, shared by the encoder and decoder
-/// layers.
-pub(super) fn feed_forward<B: Backend>(
+/// layers (and, without the dropout, BERT's layer).
+pub(crate) fn feed_forward<B: Backend>(
     linear1: &TorchLinear<B>,
     linear2: &TorchLinear<B>,
     activation: FeedForwardActivation,
-    dropout: &Dropout,
+    dropout: Option<&Dropout>,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     let [batch, len, d] = x.dims();
@@ -41,5 +41,9 @@ pub(super) fn feed_forward<B: Backend>(
         activation: activation.kind(),
     });
     // [B*T, F] -> [B, T, F]
-    linear2.apply(dropout.forward(h.reshape([batch, len, d_ff])))
+    let h = h.reshape([batch, len, d_ff]);
+    linear2.apply(match dropout {
+        Some(d) => d.forward(h),
+        None => h,
+    })
 }
