@@ -146,6 +146,32 @@ fn heads_load_from_other_checkpoints_as_transformers_reports() {
     }
 }
 
+/// An old `pytorch_model.bin` (LayerNorm `gamma`/`beta`, the tied decoder saved, an index buffer,
+/// a next-sentence head): the masked-LM model loads it to the same numbers, the unused head
+/// reported.
+#[test]
+fn legacy_pytorch_checkpoints_load() {
+    let device = Default::default();
+    let (mlm, info) = BertForMaskedLM::<B>::from_pretrained_with_info(dir("bert-legacy"), &device).unwrap();
+    assert!(info.newly_initialized.is_empty(), "{info:?}");
+    assert_eq!(
+        info.unused,
+        vec![
+            "cls.seq_relationship.bias".to_string(),
+            "cls.seq_relationship.weight".to_string()
+        ]
+    );
+    let f = Fixture::load("encoders/bert-mlm/reference.safetensors");
+    let logits = mlm.forward(&batch(&f)).unwrap();
+    common::assert_close(
+        "legacy logits",
+        logits.into_data().convert::<f64>(),
+        f.data("logits"),
+        TOL.0,
+        TOL.1,
+    );
+}
+
 #[test]
 fn save_pretrained_then_from_pretrained_reproduces_the_predictions() {
     let device = Default::default();

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::config::{BertConfig, EncoderFamily, ProblemType};
-use crate::nn::FeedForwardActivation;
 use crate::Result;
+use crate::nn::FeedForwardActivation;
 
 /// The fields of one `config.json`, read with errors that name the field.
 struct Fields<'a> {
