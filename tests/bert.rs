@@ -328,3 +328,64 @@ fn bad_checkpoints_configs_and_inputs_are_typed_errors() {
 fn types_ok() -> EncodedBatch {
     EncodedBatch::from_sequences(&[vec![5, 6, 7]], 0).unwrap()
 }
+
+/// The fine-tuning recipe against PyTorch (`tests/fixtures/make_bert_finetune.py`): AdamW with
+/// no decay on biases and norm weights, layer-wise learning-rate decay and transformers' linear
+/// warmup schedule, four steps on the fixture batch: the losses before each step and every
+/// parameter after them.
+#[test]
+fn fine_tuning_recipe_matches_pytorch() {
+    use burn::optim::GradientsParams;
+    use ember_lm::io::TorchWeights;
+    use ember_lm::models::bert::SequenceLabels;
+    use ember_lm::optim::{DecayGroups, LrSchedule, OptimizerConfig};
+    type A = Autodiff<B>;
+    let device = Default::default();
+    let reference = Fixture::load("encoders/finetune.safetensors");
+    for family in FAMILIES {
+        let f = Fixture::load(&format!("encoders/{family}-seqcls/reference.safetensors"));
+        let input = batch(&f);
+        let labels = SequenceLabels::Classes(common::bert::labels(&f, "labels"));
+        let mut model =
+            BertForSequenceClassification::<A>::from_pretrained(dir(&format!("{family}-seqcls")), &device)
+                .unwrap();
+        let mut optim = OptimizerConfig::adamw()
+            .with_lr(1e-3)
+            .with_weight_decay(0.01)
+            .with_decay_groups(DecayGroups::NoRank1)
+            .with_layer_lr_decay(Some(0.8))
+            .init::<A, _>(&model)
+            .unwrap()
+            .with_schedule(LrSchedule::Linear {
+                warmup_steps: 2,
+                total_steps: 5,
+                end_factor: 0.0,
+            })
+            .unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..4 {
+            let loss = model.loss(model.forward(&input).unwrap(), &labels).unwrap();
+            losses.push(loss.clone().into_scalar() as f64);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(model, grads);
+        }
+        common::assert_close(
+            &format!("{family} losses"),
+            burn::tensor::TensorData::new(losses, [4]),
+            reference.data(&format!("{family}.loss")),
+            1e-5,
+            1e-4,
+        );
+        let params = model.named_parameters().unwrap();
+        assert!(params.len() > 30, "{family}");
+        for (key, value) in params {
+            common::assert_close(
+                &format!("{family} {key}"),
+                value.convert::<f64>(),
+                reference.data(&format!("{family}.{key}")),
+                1e-5,
+                1e-4,
+            );
+        }
+    }
+}

@@ -141,7 +141,8 @@ pub enum DecayGroups {
     /// `Positions`, or a parameter named `wte`/`wpe`/`*embed*`); all other rank ≥ 2 weights decay.
     NoBiasNormEmbedding,
     /// nanoGPT's current rule: parameters of rank ≥ 2 decay (matmul weights and embeddings), rank-1
-    /// ones (biases, norm weights) do not.
+    /// ones (biases, norm weights) do not. It is also the BERT fine-tuning recipe
+    /// (transformers' `no_decay = ["bias", "LayerNorm.weight"]`).
     NoRank1,
 }
 
@@ -164,6 +165,14 @@ pub struct OptimizerConfig {
     /// Gradient clipping, applied by [`ModelOptimizer::clip`]. Default none.
     #[config(default = "None")]
     pub clip: Option<GradClip>,
+    /// Layer-wise learning-rate decay `ξ` (the BERT fine-tuning recipe of ELECTRA and of
+    /// Sun et al. 2019): with `L` layers, layer `i` (0-based) trains at `lr · ξ^(L - i)`, the
+    /// embeddings at `lr · ξ^(L + 1)`, and everything above the layers (pooler, heads, final
+    /// norms) at `lr`. The layers are the modules of the first `Vec` on a parameter's path in
+    /// the model (`BertModel::layers`, `Gpt::h`); the embeddings are the parameters outside it
+    /// that [`DecayGroups::NoBiasNormEmbedding`] calls embeddings. Default `None` (one rate).
+    #[config(default = "None")]
+    pub layer_lr_decay: Option<f64>,
 }
 
 impl OptimizerConfig {
@@ -259,6 +268,11 @@ impl OptimizerConfig {
         }
         if let Some(clip) = &self.clip {
             clip.validate()?;
+        }
+        if let Some(xi) = self.layer_lr_decay
+            && !(xi > 0.0 && xi <= 1.0)
+        {
+            return bad(format!("layer_lr_decay must be in (0, 1], found {xi}"));
         }
         Ok(())
     }

@@ -150,31 +150,82 @@ pub struct ModelOptimizer<B: TrainBackend, M: AutodiffModule<B>> {
     config: OptimizerConfig,
     /// The schedule `step` follows; `None`: the constant `config.lr`.
     schedule: Option<super::LrScheduler>,
-    /// Parameters that get weight decay (all of them with [`DecayGroups::All`]).
-    decay: Inner<B, M>,
-    /// The other group, built with zero weight decay; `None` when every parameter decays.
-    no_decay: Option<Inner<B, M>>,
+    /// The parameter groups: the first takes every parameter no other group claims (with weight
+    /// decay, at the full rate); then the group without weight decay; then, with a layer-wise
+    /// decay, one group per (depth, decay) pair below the top.
+    groups: Vec<Group<B, M>>,
     no_decay_ids: HashSet<ParamId>,
+}
+
+/// One parameter group: its own burn-optim optimizer (and state), learning-rate factor and
+/// members (`None`: every parameter no other group claims).
+struct Group<B: TrainBackend, M: AutodiffModule<B>> {
+    inner: Inner<B, M>,
+    lr_scale: f64,
+    ids: Option<HashSet<ParamId>>,
 }
 
 impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
     pub(super) fn new(config: OptimizerConfig, model: &M) -> Self {
-        let no_decay_ids = match config.decay_groups {
-            DecayGroups::All => HashSet::new(),
-            groups => {
-                let mut visitor = NoDecayVisitor {
-                    groups,
-                    path: Vec::new(),
-                    ids: HashSet::new(),
-                };
-                model.visit(&mut visitor);
-                visitor.ids
-            }
+        let mut visitor = GroupVisitor {
+            groups: config.decay_groups,
+            path: Vec::new(),
+            params: Vec::new(),
         };
-        let split = config.weight_decay > 0.0 && !no_decay_ids.is_empty();
+        model.visit(&mut visitor);
+        let no_decay_ids: HashSet<ParamId> = visitor
+            .params
+            .iter()
+            .filter(|p| p.no_decay && config.decay_groups != DecayGroups::All)
+            .map(|p| p.id)
+            .collect();
+        let split = config.weight_decay > 0.0;
+        // Each parameter's (learning-rate factor, decays); the full rate with decay is the default.
+        let layers = visitor
+            .params
+            .iter()
+            .filter_map(|p| p.layer)
+            .max()
+            .map_or(0, |l| l + 1);
+        let key = |p: &ParamPlace| {
+            let scale = match (config.layer_lr_decay, p.layer) {
+                (None, _) => 1.0,
+                (Some(xi), Some(i)) => xi.powi((layers - i) as i32),
+                (Some(xi), None) if p.embedding => xi.powi(layers as i32 + 1),
+                (Some(_), None) => 1.0,
+            };
+            (scale, !(split && no_decay_ids.contains(&p.id)))
+        };
+        let mut keys: Vec<(f64, bool)> = Vec::new();
+        for p in &visitor.params {
+            let k = key(p);
+            if k != (1.0, true) && !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        // Full rate first, then by rate, highest first (deterministic, so saved state lines up).
+        keys.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        let mut groups = vec![Group {
+            inner: Inner::new(&config.algorithm, config.weight_decay),
+            lr_scale: 1.0,
+            ids: None,
+        }];
+        groups.extend(keys.into_iter().map(|k| {
+            Group {
+                inner: Inner::new(&config.algorithm, if k.1 { config.weight_decay } else { 0.0 }),
+                lr_scale: k.0,
+                ids: Some(
+                    visitor
+                        .params
+                        .iter()
+                        .filter(|p| key(p) == k)
+                        .map(|p| p.id)
+                        .collect(),
+                ),
+            }
+        }));
         Self {
-            decay: Inner::new(&config.algorithm, config.weight_decay),
-            no_decay: split.then(|| Inner::new(&config.algorithm, 0.0)),
+            groups,
             no_decay_ids,
             config,
             schedule: None,
@@ -229,32 +280,41 @@ impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
         self.step_lr(lr, model, grads)
     }
 
-    /// One optimizer step at learning rate `lr`: each parameter group takes its own gradients.
-    pub fn step_lr(&mut self, lr: f64, model: M, mut grads: GradientsParams) -> M {
-        match &mut self.no_decay {
-            None => self.decay.step(lr, model, grads),
-            Some(no_decay) => {
-                let mut split = SplitVisitor::<B::InnerBackend> {
-                    ids: &self.no_decay_ids,
-                    from: &mut grads,
-                    to: GradientsParams::new(),
-                    _b: Default::default(),
-                };
-                model.visit(&mut split);
-                let group = split.to;
-                let model = self.decay.step(lr, model, grads);
-                no_decay.step(lr, model, group)
-            }
+    /// One optimizer step at learning rate `lr`: each parameter group takes its own gradients
+    /// at `lr` times its factor.
+    pub fn step_lr(&mut self, lr: f64, mut model: M, mut grads: GradientsParams) -> M {
+        // Every claimed group's gradients out first; the rest belong to the first group.
+        let mut parts = Vec::with_capacity(self.groups.len());
+        for group in &self.groups[1..] {
+            let ids = group.ids.as_ref().expect("only the first group is unclaimed");
+            let mut split = SplitVisitor::<B::InnerBackend> {
+                ids,
+                from: &mut grads,
+                to: GradientsParams::new(),
+                _b: Default::default(),
+            };
+            model.visit(&mut split);
+            parts.push(split.to);
         }
+        let first = &mut self.groups[0];
+        model = first.inner.step(lr * first.lr_scale, model, grads);
+        for (group, part) in self.groups[1..].iter_mut().zip(parts) {
+            model = group.inner.step(lr * group.lr_scale, model, part);
+        }
+        model
     }
 
-    /// The optimizer state (moments, step counts) of both groups, full precision.
+    /// The learning-rate factor of the group holding `id` (1 without a layer-wise decay).
+    pub fn lr_scale(&self, id: &ParamId) -> f64 {
+        self.groups
+            .iter()
+            .find(|g| g.ids.as_ref().is_some_and(|ids| ids.contains(id)))
+            .map_or(self.groups[0].lr_scale, |g| g.lr_scale)
+    }
+
+    /// The optimizer state (moments, step counts) of every group, full precision.
     pub fn state_bytes(&self) -> Result<Vec<Vec<u8>>> {
-        let mut out = vec![self.decay.save()?];
-        if let Some(g) = &self.no_decay {
-            out.push(g.save()?);
-        }
-        Ok(out)
+        self.groups.iter().map(|g| g.inner.save()).collect()
     }
 
     /// Restores the state written by [`state_bytes`](Self::state_bytes). On error the optimizer
@@ -264,60 +324,74 @@ impl<B: TrainBackend, M: AutodiffModule<B>> ModelOptimizer<B, M> {
         groups: Vec<Vec<u8>>,
         device: &B::Device,
     ) -> std::result::Result<Self, String> {
-        let expected = 1 + self.no_decay.is_some() as usize;
-        if groups.len() != expected {
+        if groups.len() != self.groups.len() {
             return Err(format!(
-                "optimizer state has {} parameter group(s), this optimizer has {expected}",
-                groups.len()
+                "optimizer state has {} parameter group(s), this optimizer has {}",
+                groups.len(),
+                self.groups.len()
             ));
         }
-        let mut groups = groups.into_iter();
-        let decay = self.decay.load(groups.next().unwrap_or_default(), device)?;
-        let no_decay = match self.no_decay {
-            Some(g) => Some(g.load(groups.next().unwrap_or_default(), device)?),
-            None => None,
-        };
+        let mut loaded = Vec::with_capacity(groups.len());
+        for (group, bytes) in self.groups.into_iter().zip(groups) {
+            loaded.push(Group {
+                inner: group.inner.load(bytes, device)?,
+                ..group
+            });
+        }
         Ok(Self {
-            decay,
-            no_decay,
+            groups: loaded,
             ..self
         })
     }
 }
 
-/// Collects the ids of the parameters that take no weight decay.
-struct NoDecayVisitor {
+/// Where a parameter sits: whether it takes no weight decay under the configured groups, its
+/// layer (the index in the first `Vec` of modules on its path), and whether it is an embedding.
+struct ParamPlace {
+    id: ParamId,
+    no_decay: bool,
+    layer: Option<usize>,
+    embedding: bool,
+}
+
+/// Collects every parameter's [`ParamPlace`].
+struct GroupVisitor {
     groups: DecayGroups,
     /// `(field name, type of the struct holding it)` from the root to the current field.
     path: Vec<(String, String)>,
-    ids: HashSet<ParamId>,
+    params: Vec<ParamPlace>,
 }
 
-impl NoDecayVisitor {
-    fn excluded(&self, rank: usize) -> bool {
+impl GroupVisitor {
+    /// A field of an embedding module (the struct type holds the field), or a raw embedding
+    /// table named like GPT-2's or BERT's.
+    fn embedding(&self) -> bool {
+        let in_module =
+            self.path.iter().skip(1).any(|(name, ty)| {
+                ty.contains("Embedding") || ty.contains("Positions") || name == "embeddings"
+            });
+        let name = self
+            .path
+            .last()
+            .map(|(n, _)| n.to_lowercase())
+            .unwrap_or_default();
+        in_module || name == "wte" || name == "wpe" || name.contains("embed")
+    }
+
+    fn no_decay(&self, rank: usize) -> bool {
         if rank < 2 {
             return true;
         }
         match self.groups {
             DecayGroups::All | DecayGroups::NoRank1 => false,
             DecayGroups::NoBiasNormEmbedding => {
-                // A field of a norm or embedding module (the struct type holds the field), or a
-                // raw embedding table named like GPT-2's.
-                let in_module = self.path.iter().skip(1).any(|(_, ty)| {
-                    ty.contains("Norm") || ty.contains("Embedding") || ty.contains("Positions")
-                });
-                let name = self
-                    .path
-                    .last()
-                    .map(|(n, _)| n.to_lowercase())
-                    .unwrap_or_default();
-                in_module || name == "wte" || name == "wpe" || name.contains("embed")
+                self.path.iter().skip(1).any(|(_, ty)| ty.contains("Norm")) || self.embedding()
             }
         }
     }
 }
 
-impl<B: Backend> ModuleVisitor<B> for NoDecayVisitor {
+impl<B: Backend> ModuleVisitor<B> for GroupVisitor {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push((name.to_string(), container_type.to_string()));
     }
@@ -325,9 +399,17 @@ impl<B: Backend> ModuleVisitor<B> for NoDecayVisitor {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.excluded(D) {
-            self.ids.insert(param.id);
-        }
+        let layer = self
+            .path
+            .iter()
+            .find(|(_, ty)| ty == "Vec")
+            .and_then(|(index, _)| index.parse().ok());
+        self.params.push(ParamPlace {
+            id: param.id,
+            no_decay: self.no_decay(D),
+            layer,
+            embedding: self.embedding(),
+        });
     }
 }
 
