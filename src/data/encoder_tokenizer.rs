@@ -181,6 +181,27 @@ impl EncoderTokenizer {
         self.encode_inputs(inputs, options)
     }
 
+    /// Encodes one pre-split sentence (transformers' `is_split_into_words=True`) with special
+    /// tokens, truncated to `max_length`: its ids, token types and which positions are special
+    /// tokens, and each position's word index (`None` for special tokens).
+    #[allow(clippy::type_complexity)]
+    pub fn encode_words(
+        &self,
+        words: &[String],
+        max_length: usize,
+    ) -> Result<((Vec<u32>, Vec<u32>, Vec<bool>), Vec<Option<u32>>)> {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let input = tokenizers::EncodeInput::Single(tokenizers::InputSequence::PreTokenized(words.into()));
+        let options = EncodeOptions {
+            max_length: Some(max_length),
+            ..Default::default()
+        };
+        let enc = self.encode_inputs(vec![input], &options)?;
+        let word_ids = enc.word_ids.into_iter().next().unwrap_or_default();
+        let special = word_ids.iter().map(Option::is_none).collect();
+        Ok(((enc.batch.input_ids, enc.batch.token_type_ids, special), word_ids))
+    }
+
     fn encode_inputs(
         &self,
         inputs: Vec<tokenizers::EncodeInput<'_>>,

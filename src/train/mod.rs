@@ -40,6 +40,7 @@
 mod checkpoint;
 mod classify;
 mod config;
+mod encoder;
 mod lm;
 mod logging;
 mod metrics;
@@ -58,6 +59,7 @@ pub use crate::io::crc32c;
 pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
+pub use encoder::{EncoderClassificationTask, MaskedLmTask, TokenClassificationTask};
 pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, TrainableLm};
 pub use metrics::{MetricRow, ReportedMetrics};
 #[cfg(feature = "collective")]
