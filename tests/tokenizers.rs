@@ -353,3 +353,47 @@ fn encoder_tokenizers_match_transformers() {
         Err(Error::Load { .. })
     ));
 }
+
+/// A WordPiece tokenizer trained here: BERT's special tokens first, `[CLS] a [SEP] b [SEP]`
+/// templates with token types, lowercased round trips, and `save_pretrained` /
+/// `from_pretrained` giving the same encodings.
+#[test]
+fn trained_wordpiece_tokenizers_encode_as_bert_and_reload() {
+    use ember_lm::data::{EncodeOptions, EncoderTokenizer};
+    let corpus = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Transformers read text; tokenizers cut it into pieces!",
+        "Padding, truncation and pairs: the first day of a new user.",
+    ];
+    let tok = EncoderTokenizer::train_wordpiece(&corpus, 150).unwrap();
+    assert!(tok.vocab_size() <= 150);
+    for (id, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().enumerate() {
+        assert_eq!(tok.id_to_token(id as u32).as_deref(), Some(*t));
+    }
+    let enc = tok
+        .encode_pairs(&[("the quick fox", "lazy dog")], &EncodeOptions::default())
+        .unwrap();
+    let ids = &enc.batch.input_ids;
+    assert_eq!((ids[0], ids[ids.len() - 1]), (2, 3));
+    let sep = ids.iter().position(|&t| t == 3).unwrap();
+    assert!(enc.batch.token_type_ids[..=sep].iter().all(|&t| t == 0));
+    assert!(enc.batch.token_type_ids[sep + 1..].iter().all(|&t| t == 1));
+    assert_eq!(
+        tok.decode(&tok.encode("The LAZY dog!").unwrap()).unwrap(),
+        "the lazy dog!"
+    );
+    let dir = std::env::temp_dir().join(format!("ember-trained-wordpiece-{}", std::process::id()));
+    tok.save_pretrained(&dir).unwrap();
+    let back = EncoderTokenizer::from_pretrained(&dir).unwrap();
+    let texts = ["pairs of pieces", "an unseen wörd"];
+    assert_eq!(
+        back.encode_batch(&texts, &EncodeOptions::default()).unwrap(),
+        tok.encode_batch(&texts, &EncodeOptions::default()).unwrap()
+    );
+    assert_eq!(back.mask_token_id(), Some(4));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(matches!(
+        EncoderTokenizer::train_wordpiece(&corpus, 3),
+        Err(Error::Config { .. })
+    ));
+}

@@ -113,6 +113,18 @@ impl EncoderTokenizer {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        Self::from_parts(inner, config).map_err(|message| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// A wrapper around `inner`, with the special tokens `config` (a `tokenizer_config.json`)
+    /// names, else their usual spellings.
+    pub(super) fn from_parts(
+        inner: HfTokenizer,
+        config: &serde_json::Value,
+    ) -> std::result::Result<Self, String> {
         let find = |key: &str, spellings: &[&str]| -> Option<(u32, String)> {
             config_token(config, key)
                 .into_iter()
@@ -123,12 +135,10 @@ impl EncoderTokenizer {
             .get_padding()
             .map(|p| (p.pad_id, p.pad_token.clone()))
             .or_else(|| find("pad_token", &["[PAD]", "<pad>"]))
-            .ok_or_else(|| Error::Load {
-                path: path.to_path_buf(),
-                message: "no padding token: neither tokenizer_config.json's pad_token nor [PAD] or <pad> \
-                          is in the vocabulary"
-                    .into(),
-            })?;
+            .ok_or(
+                "no padding token: neither tokenizer_config.json's pad_token nor [PAD] or <pad> is in \
+                    the vocabulary",
+            )?;
         let id = |key: &str, spellings: &[&str]| find(key, spellings).map(|(id, _)| id);
         let special = SpecialTokens {
             pad: Some(pad.0),
@@ -140,9 +150,7 @@ impl EncoderTokenizer {
         let mut inner = inner;
         // Padding and truncation are set per call.
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_truncation(None).map_err(|e| e.to_string())?;
         Ok(Self {
             mask,
             inner,

@@ -21,6 +21,7 @@ mod rng;
 mod text;
 mod tokenizer;
 mod word_tokenizer;
+mod wordpiece;
 
 pub use batches::Batches;
 pub use bpe::{BpeTokenizer, END_OF_TEXT};

@@ -14,6 +14,7 @@
 mod classify;
 mod config;
 mod embeddings;
+mod fill_mask;
 mod hf_config;
 mod layer;
 mod mlm;
@@ -24,6 +25,7 @@ mod pretrained;
 pub use classify::{BertForSequenceClassification, BertForTokenClassification, SequenceLabels};
 pub use config::{BertConfig, EncoderFamily, ProblemType};
 pub use embeddings::BertEmbeddings;
+pub use fill_mask::MaskCandidate;
 pub use layer::BertLayer;
 pub use mlm::BertForMaskedLM;
 pub use model::BertModel;
