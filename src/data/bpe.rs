@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use tokenizers::decoders::byte_level::ByteLevel;
-use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
@@ -55,14 +54,13 @@ impl BpeTokenizer {
                 ),
             });
         }
-        let err = |e: tokenizers::Error| Error::Tokenizer(format!("BPE training failed: {e}"));
         let mut tokenizer = HfTokenizer::new(BPE::default());
         // GPT-2's setup: no prefix space (so decoding gives back exactly the input), its regex.
         let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true);
         tokenizer
             .with_pre_tokenizer(Some(byte_level))
             .with_decoder(Some(ByteLevel::default()));
-        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+        let trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
             .min_frequency(min_frequency)
             .show_progress(false)
@@ -72,18 +70,8 @@ impl BpeTokenizer {
                     .collect(),
             )
             .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
-            .build()
-            .into();
-        tokenizer
-            .train(
-                &mut trainer,
-                texts
-                    .into_iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
-            .map_err(err)?;
+            .build();
+        super::hf_calls::train(&mut tokenizer, trainer, texts, "BPE")?;
         Ok(Self::wrap(tokenizer))
     }
 

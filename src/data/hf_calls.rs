@@ -3,6 +3,7 @@
 //! unknown ids).
 
 use tokenizers::Tokenizer as HfTokenizer;
+use tokenizers::models::TrainerWrapper;
 
 use super::tokenizer::check_ids;
 use crate::{Error, Result};
@@ -22,4 +23,18 @@ pub(super) fn decode(inner: &HfTokenizer, ids: &[u32]) -> Result<String> {
     inner
         .decode(ids, true)
         .map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+}
+
+/// Trains `tokenizer`'s model on `texts` with `trainer`; `what` names the kind in errors.
+pub(super) fn train<'t>(
+    tokenizer: &mut HfTokenizer,
+    trainer: impl Into<TrainerWrapper>,
+    texts: impl IntoIterator<Item = &'t str>,
+    what: &str,
+) -> Result<()> {
+    let texts: Vec<String> = texts.into_iter().map(str::to_string).collect();
+    tokenizer
+        .train(&mut trainer.into(), texts.into_iter())
+        .map_err(|e| Error::Tokenizer(format!("{what} training failed: {e}")))?;
+    Ok(())
 }

@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
@@ -46,22 +45,12 @@ impl EncoderTokenizer {
             .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
             .with_pre_tokenizer(Some(BertPreTokenizer))
             .with_decoder(Some(WordPieceDecoder::default()));
-        let mut trainer: TrainerWrapper = WordPieceTrainerBuilder::new()
+        let trainer = WordPieceTrainerBuilder::new()
             .vocab_size(vocab_size)
             .show_progress(false)
             .special_tokens(SPECIALS.iter().map(|t| AddedToken::from(*t, true)).collect())
-            .build()
-            .into();
-        tokenizer
-            .train(
-                &mut trainer,
-                texts
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
-            .map_err(err)?;
+            .build();
+        super::hf_calls::train(&mut tokenizer, trainer, texts.iter().copied(), "WordPiece")?;
         let id = |t: &str| {
             tokenizer
                 .token_to_id(t)
