@@ -27,6 +27,8 @@ use ember_lm::{Error, Result};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/reviews.rs"]
+mod reviews;
 
 use clap::Parser;
 use cli::Device;
@@ -82,57 +84,6 @@ struct Options {
 
 const LABELS: [&str; 2] = ["negative", "positive"];
 
-/// Review-like sentences with a known sentiment (1 positive, 0 negative).
-fn built_in(n: usize, seed: u64) -> Vec<(String, usize)> {
-    const GOOD: &[&str] = &[
-        "good",
-        "great",
-        "wonderful",
-        "moving",
-        "brilliant",
-        "funny",
-        "charming",
-        "gripping",
-    ];
-    const BAD: &[&str] = &[
-        "bad",
-        "dull",
-        "awful",
-        "boring",
-        "clumsy",
-        "tedious",
-        "lifeless",
-        "predictable",
-    ];
-    const SUBJECT: &[&str] = &[
-        "the film",
-        "this movie",
-        "the story",
-        "the acting",
-        "the ending",
-        "the script",
-    ];
-    const FILLER: &[&str] = &["", "really ", "quite ", "truly ", "rather "];
-    let mut rng = SplitMix64::new(seed);
-    let mut pick = |xs: &[&'static str]| xs[rng.below(xs.len() as u64) as usize];
-    (0..n)
-        .map(|_| {
-            let positive = pick(&["+", "-"]) == "+";
-            let negated = pick(&["", "", "", "not"]) == "not";
-            let adjective = if positive ^ negated { pick(GOOD) } else { pick(BAD) };
-            let label = positive as usize;
-            let text = format!(
-                "{} is {}{}{} .",
-                pick(SUBJECT),
-                if negated { "not " } else { "" },
-                pick(FILLER),
-                adjective
-            );
-            (text, label)
-        })
-        .collect()
-}
-
 fn main() {
     let o = Options::parse();
     cli::init_tracing();
@@ -149,7 +100,7 @@ fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
             d.extend(read_lines(n)?.into_iter().map(|(_, s)| (s, 0)));
             d
         }
-        _ => built_in(4000, o.seed),
+        _ => reviews::built_in(4000, o.seed),
     };
     SplitMix64::new(o.seed).shuffle(&mut data);
     let epochs = o.epochs.unwrap_or(if data.len() > 5000 { 4 } else { 3 });

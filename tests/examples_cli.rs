@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "char_lm",
+    "fine_tune",
     "gpt2_generate",
     "import_pytorch",
     "recurrent_tour",
@@ -72,7 +73,7 @@ fn every_example_has_help() {
 #[test]
 fn unknown_flags_are_errors_that_name_them() {
     for name in EXAMPLES {
-        // Sentences are positional in sentiment and translate: a misspelt flag must not become
+        // Sentences are positional in sentiment, fine_tune and translate: a misspelt flag must not become
         // one of them.
         let out = run(name, &["--epoch", "1"]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,6 @@
 //! The layers on `Autodiff<Wgpu>`: PyTorch parity on a few recurrent fixture cases (one per cell
-//! type, ragged and bidirectional) and on every attention and encoder-layer case, and the
-//! behaviour that differs between training and inference.
+//! type, ragged and bidirectional), on every attention and encoder-layer case and on the BERT
+//! family against transformers, and the behaviour that differs between training and inference.
 //!
 //! All in one binary because each wgpu test binary pays tens of seconds of kernel compilation on
 //! Mesa's software Vulkan driver (llvmpipe), which is what CI runs this on.
@@ -40,6 +40,9 @@ fn wgpu_matches_pytorch_and_behaves() {
     check_attention::<Ad>(&device, 1e-4, 1e-3);
     check_gqa_rotary::<Ad>(&device, 1e-4, 1e-3);
     common::gpt::check_gpt2::<Ad>(&device, 1e-4, 1e-3);
+    // BERT, RoBERTa and DistilBERT with every head, losses and gradients; padding invariance.
+    common::bert::check_against_transformers::<Ad>(&device, (1e-4, 1e-3));
+    common::bert::check_padding_changes_nothing::<Wgpu>(&device, (1e-4, 1e-3));
     common::seq2seq::check::<Ad>(&device, 1e-4, 1e-3);
     // burn's fused attention (cubecl's flash kernel) against the explicit path.
     check_fused_equals_explicit::<Wgpu>(&device, 1e-4);

@@ -50,9 +50,11 @@ fn rename(dict: StateDict, prefix: &str, body: &str) -> Result<StateDict> {
 fn load<M: TorchWeights>(
     dir: &Path,
     task: bool,
+    config: Option<BertConfig>,
     build: impl FnOnce(&BertConfig) -> Result<M>,
 ) -> Result<(M, LoadInfo)> {
-    let (config, dict) = read_dir(dir)?;
+    let (read, dict) = read_dir(dir)?;
+    let config = config.unwrap_or(read);
     let prefix = format!("{}.", config.family.prefix());
     let body = if task { prefix.as_str() } else { "" };
     let dict = rename(dict, &prefix, body)?;
@@ -91,7 +93,20 @@ macro_rules! pretrained {
                 dir: impl AsRef<Path>,
                 device: &B::Device,
             ) -> Result<(Self, LoadInfo)> {
-                load(dir.as_ref(), $task, |c| $build(c, device))
+                load(dir.as_ref(), $task, None, |c| $build(c, device))
+            }
+
+            /// [`from_pretrained_with_info`](Self::from_pretrained_with_info) into a model built
+            /// from `config` instead of the directory's `config.json` (transformers'
+            /// `from_pretrained(dir, num_labels=...)`): read the directory's configuration with
+            /// [`BertConfig::from_hf_config`], change what the task needs (`num_labels`,
+            /// `id2label`, `problem_type`, dropouts), and pass it here.
+            pub fn from_pretrained_config(
+                dir: impl AsRef<Path>,
+                config: BertConfig,
+                device: &B::Device,
+            ) -> Result<(Self, LoadInfo)> {
+                load(dir.as_ref(), $task, Some(config), |c| $build(c, device))
             }
 
             /// [`from_pretrained_with_info`](Self::from_pretrained_with_info) without the report
