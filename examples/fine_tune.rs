@@ -182,10 +182,7 @@ fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
         ),
         None => pretrain::<B>(o, &train_texts, &device)?,
     };
-    let config = config
-        .with_num_labels(names.len())
-        .with_id2label(names.clone())
-        .with_problem_type(None);
+    let config = config.with_labels(names.clone()).with_problem_type(None);
     let (model, info) =
         BertForSequenceClassification::<B>::from_pretrained_config(&dir, config.clone(), &device)?;
     println!("new classification head: {:?}", info.newly_initialized);

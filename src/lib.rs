@@ -110,9 +110,11 @@ mod error;
 pub mod eval;
 pub mod generate;
 pub mod io;
+mod log_space;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod speech;
 pub mod train;
 
 pub use backend::{Backend, TrainBackend};

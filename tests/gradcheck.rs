@@ -219,3 +219,29 @@ fn transformer_encoder_layer_input_gradient() {
     );
     assert_grad("encoder layer d/d input", grad_x.reshape([2, -1]), numeric);
 }
+
+/// CTC on `NdArray<f64>`: the kernel's gradient of the logits (through `log_softmax`) against
+/// central differences, with ragged inputs, a repeated label and an empty target.
+#[test]
+fn ctc_matches_finite_differences() {
+    use burn::tensor::activation::log_softmax;
+    use ember_lm::nn::{CtcLossConfig, Reduction};
+    let device = Default::default();
+    Inner::seed(&device, 5);
+    let targets = vec![vec![1, 1, 2], vec![], vec![3, 1]];
+    let lengths = [6, 4, 5];
+    let ctc = CtcLossConfig::new().with_reduction(Reduction::Mean).init();
+    let loss = |x: Tensor<Ad, 3>| ctc.forward(log_softmax(x, 2), &targets, &lengths).unwrap();
+    let x = Tensor::<Inner, 3>::random([3, 6, 4], Distribution::Normal(0.0, 1.0), &device);
+    let xa = Tensor::<Ad, 3>::from_inner(x.clone()).require_grad();
+    let grad: Vec<f64> = xa
+        .grad(&loss(xa.clone()).backward())
+        .unwrap()
+        .into_data()
+        .iter::<f64>()
+        .collect();
+    let numeric = finite_difference(|x| loss(Tensor::from_inner(x)).into_scalar(), &x, EPS);
+    for (i, (a, n)) in grad.iter().zip(&numeric).enumerate() {
+        assert!((a - n).abs() < 1e-6 + 1e-5 * n.abs(), "element {i}: {a} vs {n}");
+    }
+}

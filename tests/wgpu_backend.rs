@@ -43,6 +43,8 @@ fn wgpu_matches_pytorch_and_behaves() {
     // BERT, RoBERTa and DistilBERT with every head, losses and gradients; padding invariance.
     common::bert::check_against_transformers::<Ad>(&device, (1e-4, 1e-3));
     common::bert::check_padding_changes_nothing::<Wgpu>(&device, (1e-4, 1e-3));
+    // CTC through burn's GPU kernel: losses and the logits' gradients against PyTorch.
+    common::ctc::check_against_pytorch::<Ad>(&device, (1e-4, 1e-3));
     common::seq2seq::check::<Ad>(&device, 1e-4, 1e-3);
     // burn's fused attention (cubecl's flash kernel) against the explicit path.
     check_fused_equals_explicit::<Wgpu>(&device, 1e-4);

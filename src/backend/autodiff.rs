@@ -94,6 +94,10 @@ impl<B: Backend, C: CheckpointStrategy> Backend for Autodiff<B, C> {
         super::cross_entropy::autodiff_cross_entropy(args)
     }
 
+    fn ctc_nll(args: super::CtcArgs<Self>) -> Tensor<Self, 1> {
+        super::ctc::autodiff_ctc(args)
+    }
+
     fn recurrent_sequence(args: SequenceArgs<Self>) -> SequenceOutput<Self> {
         // An untracked stand-in for absent arguments: its parent slot stays empty.
         let untracked =

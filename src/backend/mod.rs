@@ -44,6 +44,7 @@ pub mod attention;
 mod autodiff;
 mod composed;
 pub mod cross_entropy;
+pub mod ctc;
 mod device;
 mod host;
 mod impls;
@@ -59,6 +60,7 @@ pub use saved::SavedSequence;
 pub use activation::{Activation, ActivationArgs, composed_activation, composed_activation_backward};
 pub use adamw::{AdamWArgs, AdamWOutput};
 pub use cross_entropy::{CrossEntropyArgs, composed_cross_entropy, composed_cross_entropy_backward};
+pub use ctc::{CtcArgs, composed_ctc, host_ctc};
 pub use norm::{NormArgs, NormGrads, NormKind, NormStats, composed_norm, composed_norm_backward};
 
 pub use attention::{
@@ -428,6 +430,23 @@ pub trait Backend: burn::tensor::backend::Backend {
         grad: Tensor<Self, 1>,
     ) -> Tensor<Self, 2> {
         cross_entropy::composed_cross_entropy_backward(args, lse, grad)
+    }
+
+    /// The CTC loss of every utterance `[N]` (see [`CtcArgs`]). The default is
+    /// [`composed_ctc`]; the CPU backends run their kernel, and `Autodiff` makes it one node
+    /// whose gradient is the kernel's.
+    fn ctc_nll(args: CtcArgs<Self>) -> Tensor<Self, 1> {
+        match Self::ctc_nll_grad(args.clone()) {
+            Some((loss, _)) => loss,
+            None => composed_ctc(args),
+        }
+    }
+
+    /// The CTC losses `[N]` and PyTorch's gradient of each with respect to the
+    /// log-probabilities `[N, T, C]`, when the backend has a kernel for it. Default `None`.
+    fn ctc_nll_grad(args: CtcArgs<Self>) -> Option<(Tensor<Self, 1>, Tensor<Self, 3>)> {
+        let _ = args;
+        None
     }
 
     /// One AdamW step over one flattened parameter, bitwise equal to burn-optim's `AdamW`.

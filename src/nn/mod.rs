@@ -1,6 +1,7 @@
 //! Layers, generic over burn's [`Backend`](burn::tensor::backend::Backend).
 mod activation;
 mod attention;
+mod ctc;
 mod embedding;
 mod kv_cache;
 mod limits;
@@ -13,6 +14,7 @@ mod transformer;
 
 pub use activation::FeedForwardActivation;
 pub use attention::{AttentionMasks, AttentionMemory, MultiHeadAttention, MultiHeadAttentionConfig};
+pub use ctc::{CtcLoss, CtcLossConfig, Reduction};
 pub(crate) use embedding::{host_ids, lookup, lookup_checked};
 pub use kv_cache::KvCache;
 pub use limits::MAX_PARAM_ELEMENTS;

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod bert;
+pub mod ctc;
 pub mod fused_ops;
 pub mod gpt;
 pub mod recurrent;

@@ -13,6 +13,7 @@ pub(super) mod activation;
 pub(super) mod adamw;
 pub(super) mod attention;
 pub(super) mod cross_entropy;
+pub(super) mod ctc;
 mod math;
 pub(super) mod norm;
 mod shards;

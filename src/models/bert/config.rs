@@ -182,7 +182,7 @@ impl BertConfig {
         }
         if !self.id2label.is_empty() && self.id2label.len() != self.num_labels {
             return fail(format!(
-                "id2label names {} classes, num_labels is {}",
+                "id2label names {} classes, num_labels is {} (set both, or the names with with_labels)",
                 self.id2label.len(),
                 self.num_labels
             ));
@@ -206,6 +206,12 @@ impl BertConfig {
         } else {
             ProblemType::SingleLabel
         })
+    }
+
+    /// The classes by name: `num_labels` and `id2label` together (transformers resets
+    /// `id2label` when `num_labels` changes; here both are set at once).
+    pub fn with_labels(self, names: Vec<String>) -> Self {
+        self.with_num_labels(names.len()).with_id2label(names)
     }
 
     /// The name of class `id`: `id2label` or `LABEL_{id}`.
