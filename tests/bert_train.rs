@@ -322,3 +322,25 @@ fn a_token_classifier_learns_to_tag_words() {
     let last = report.last_valid.unwrap();
     assert!(last.acc.unwrap() > 0.98, "{last:?}");
 }
+
+#[test]
+fn a_csv_of_texts_and_labels_reads_by_its_header() {
+    use ember_lm::data::read_text_label_csv;
+    let dir = std::env::temp_dir().join(format!("ember-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reviews.csv");
+    std::fs::write(&path, "id,label,text\n1,pos,\"good, really \"\"good\"\"\"\n2,neg,\"two\nlines\"\n").unwrap();
+    assert_eq!(
+        read_text_label_csv(&path).unwrap(),
+        vec![
+            ("good, really \"good\"".to_string(), "pos".to_string()),
+            ("two\nlines".to_string(), "neg".to_string())
+        ]
+    );
+    std::fs::write(&path, "sentence,class\na,b\n").unwrap();
+    let err = read_text_label_csv(&path).unwrap_err();
+    assert!(err.to_string().contains("label"), "{err}");
+    std::fs::write(&path, "text,label\nonly one field\n").unwrap();
+    assert!(read_text_label_csv(&path).unwrap_err().to_string().contains("line 2"));
+    std::fs::remove_dir_all(&dir).ok();
+}
