@@ -329,7 +329,11 @@ fn a_csv_of_texts_and_labels_reads_by_its_header() {
     let dir = std::env::temp_dir().join(format!("ember-csv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("reviews.csv");
-    std::fs::write(&path, "id,label,text\n1,pos,\"good, really \"\"good\"\"\"\n2,neg,\"two\nlines\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "id,label,text\n1,pos,\"good, really \"\"good\"\"\"\n2,neg,\"two\nlines\"\n",
+    )
+    .unwrap();
     assert_eq!(
         read_text_label_csv(&path).unwrap(),
         vec![
@@ -341,6 +345,11 @@ fn a_csv_of_texts_and_labels_reads_by_its_header() {
     let err = read_text_label_csv(&path).unwrap_err();
     assert!(err.to_string().contains("label"), "{err}");
     std::fs::write(&path, "text,label\nonly one field\n").unwrap();
-    assert!(read_text_label_csv(&path).unwrap_err().to_string().contains("line 2"));
+    assert!(
+        read_text_label_csv(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2")
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,4 +1,5 @@
-//! CTC: the loss and its gradients against `torch.nn.functional.ctc_loss`
+//! Speech: audio features and resampling against torchaudio's formulas, WAV reading, and CTC: the
+//! loss and its gradients against `torch.nn.functional.ctc_loss`
 //! (`tests/fixtures/make_ctc.py`: ragged lengths, repeated labels, an empty target, a blank that
 //! is not 0, impossible alignments with and without `zero_infinity`, three reductions) on NdArray
 //! and Flex, the kernel against the tensor-op composition, decoding on hand-made posteriors,
@@ -7,8 +8,8 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::{Tensor, TensorData};
 use common::ctc::{case, check_against_pytorch};
 use common::{Fixture, assert_close};
 use ember_lm::Error;
@@ -222,4 +223,190 @@ fn error_rates_match_jiwer() {
         }
     }
     assert!(matches!(word_error_rate(&["a"], &[]), Err(Error::Data(_))));
+}
+
+/// Features against torchaudio's formulas (`tests/fixtures/make_audio.py`): the mel spectrogram
+/// (HTK and Slaney), Kaldi's filterbank, and resampling, on a chirp, noise and a synthesised word,
+/// to 1e-4 relative.
+#[test]
+fn features_and_resampling_match_torchaudio() {
+    use ember_lm::speech::{KaldiFbank, MelScale, MelSpectrogram, read_wav, resample};
+    let f = Fixture::load("audio/features.safetensors");
+    let wav = |name: &str| read_wav(common::fixture_path(&format!("audio/{name}.wav"))).unwrap();
+    let (chirp, noise, seven) = (wav("chirp"), wav("noise"), wav("seven"));
+    assert_eq!((chirp.sample_rate, seven.sample_rate), (16000, 22050));
+    let close = |what: &str, got: Vec<f32>, key: &str, atol: f64| {
+        let want = f.data(key);
+        assert_close(
+            what,
+            TensorData::new(got, want.shape.clone()).convert::<f64>(),
+            want,
+            atol,
+            1e-4,
+        );
+    };
+    close(
+        "mel default",
+        MelSpectrogram::default().compute(&chirp.samples).unwrap(),
+        "mel_default",
+        1e-6,
+    );
+    let slaney = MelSpectrogram {
+        n_fft: 512,
+        hop_length: 160,
+        n_mels: 40,
+        f_min: 20.0,
+        f_max: Some(7600.0),
+        power: 1.0,
+        mel_scale: MelScale::Slaney,
+        slaney_norm: true,
+        ..Default::default()
+    };
+    close(
+        "mel slaney",
+        slaney.compute(&noise.samples).unwrap(),
+        "mel_slaney",
+        1e-6,
+    );
+    let scaled = |a: &[f32]| a.iter().map(|v| v * 32768.0).collect::<Vec<_>>();
+    let fbank = KaldiFbank {
+        sample_rate: 22050,
+        ..Default::default()
+    };
+    close(
+        "fbank default",
+        fbank.compute(&scaled(&seven.samples)).unwrap(),
+        "fbank_default",
+        1e-4,
+    );
+    let fbank40 = KaldiFbank {
+        num_mel_bins: 40,
+        ..Default::default()
+    };
+    close(
+        "fbank 40",
+        fbank40.compute(&scaled(&chirp.samples)).unwrap(),
+        "fbank_40",
+        1e-4,
+    );
+    close(
+        "resample 22050 -> 16000",
+        resample(&seven.samples, 22050, 16000).unwrap(),
+        "seven_16k",
+        1e-5,
+    );
+    close(
+        "resample 16000 -> 8000",
+        resample(&chirp.samples, 16000, 8000).unwrap(),
+        "chirp_8k",
+        1e-5,
+    );
+    close(
+        "resample 16000 -> 22050",
+        resample(&noise.samples, 16000, 22050).unwrap(),
+        "noise_22k",
+        1e-5,
+    );
+}
+
+#[test]
+fn bad_audio_is_a_typed_error() {
+    use ember_lm::speech::{Audio, KaldiFbank, MelSpectrogram, read_wav, write_wav};
+    let dir = std::env::temp_dir().join(format!("ember-audio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Not a WAV, a truncated WAV, a missing file.
+    std::fs::write(dir.join("text.wav"), b"this is not audio").unwrap();
+    assert!(matches!(read_wav(dir.join("text.wav")), Err(Error::Load { .. })));
+    let bytes = std::fs::read(common::fixture_path("audio/chirp.wav")).unwrap();
+    std::fs::write(dir.join("cut.wav"), &bytes[..bytes.len() / 2 + 1]).unwrap();
+    assert!(matches!(read_wav(dir.join("cut.wav")), Err(Error::Load { .. })));
+    std::fs::write(dir.join("header.wav"), &bytes[..30]).unwrap();
+    assert!(matches!(
+        read_wav(dir.join("header.wav")),
+        Err(Error::Load { .. })
+    ));
+    assert!(matches!(
+        read_wav(dir.join("missing.wav")),
+        Err(Error::Load { .. })
+    ));
+    // A round trip through 16-bit PCM.
+    let audio = Audio {
+        samples: vec![0.0, 0.5, -0.5, 0.25],
+        sample_rate: 8000,
+    };
+    write_wav(dir.join("round.wav"), &audio).unwrap();
+    let back = read_wav(dir.join("round.wav")).unwrap();
+    assert_eq!(back.sample_rate, 8000);
+    assert!(
+        back.samples
+            .iter()
+            .zip(&audio.samples)
+            .all(|(a, b)| (a - b).abs() < 1e-4)
+    );
+    // Too short for a frame, bad settings.
+    assert!(matches!(
+        KaldiFbank::default().compute(&[0.0; 100]),
+        Err(Error::Data(_))
+    ));
+    assert!(matches!(
+        MelSpectrogram::default().compute(&[0.0; 100]),
+        Err(Error::Data(_))
+    ));
+    let bad = MelSpectrogram {
+        f_max: Some(9000.0),
+        ..Default::default()
+    };
+    assert!(matches!(bad.compute(&[0.0; 1000]), Err(Error::Config { .. })));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn utterance_normalisation_and_spec_augment() {
+    use ember_lm::data::SplitMix64;
+    use ember_lm::speech::{SpecAugment, normalize_utterance};
+    let dims = 4;
+    let mut x: Vec<f32> = (0..40)
+        .map(|i| (i % 4) as f32 * 3.0 + (i / 4) as f32 * 0.5 + if i % 4 == 3 { -100.0 } else { 0.0 })
+        .collect();
+    // Dimension 2 made constant: it becomes 0.
+    for t in 0..10 {
+        x[t * dims + 2] = 7.0;
+    }
+    normalize_utterance(&mut x, dims);
+    for d in 0..dims {
+        let v: Vec<f64> = x.iter().skip(d).step_by(dims).map(|&v| v as f64).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / v.len() as f64;
+        assert!(mean.abs() < 1e-6, "dim {d}: mean {mean}");
+        assert!(
+            if d == 2 {
+                var == 0.0
+            } else {
+                (var - 1.0).abs() < 1e-5
+            },
+            "dim {d}: var {var}"
+        );
+    }
+    let aug = SpecAugment {
+        freq_masks: 1,
+        freq_width: 2,
+        time_masks: 1,
+        time_width: 100,
+        max_time_ratio: 0.3,
+        fill: 9.0,
+    };
+    let mut y = vec![1.0f32; 80 * 10];
+    aug.apply(&mut y, 10, &mut SplitMix64::new(3));
+    let mut again = vec![1.0f32; 80 * 10];
+    aug.apply(&mut again, 10, &mut SplitMix64::new(3));
+    assert_eq!(y, again, "the masks come from the generator alone");
+    // The time mask spans at most 30% of the 80 frames; the frequency band at most 2 dimensions.
+    let masked_frames = (0..80)
+        .filter(|t| y[t * 10..t * 10 + 10].iter().all(|&v| v == 9.0))
+        .count();
+    assert!(masked_frames <= 24, "{masked_frames}");
+    let masked_dims = (0..10)
+        .filter(|d| y.iter().skip(*d).step_by(10).all(|&v| v == 9.0))
+        .count();
+    assert!(masked_dims <= 2, "{masked_dims}");
 }
