@@ -5,8 +5,10 @@
 //! [`eval`](crate::eval).
 mod ctc_decode;
 mod features;
+mod model;
 mod wav;
 
 pub use ctc_decode::{BeamOptions, CtcHypothesis, LabelLm, NgramLm, greedy_decode, prefix_beam_search};
 pub use features::{KaldiFbank, MelScale, MelSpectrogram, SpecAugment, normalize_utterance};
+pub use model::{SpeechRecognizer, SpeechRecognizerConfig};
 pub use wav::{Audio, read_wav, resample, write_wav};
