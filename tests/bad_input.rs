@@ -178,14 +178,7 @@ fn forwards() {
     let err = rnn_lm.reorder_state(&mut s, &[1, 5]).unwrap_err();
     assert!(matches!(err, Error::Index { index: 5, len: 2, .. }), "{err}");
     assert_eq!(s.as_ref().unwrap().batch(), 2);
-    let gpt = GptConfig::new()
-        .with_vocab_size(10)
-        .with_block_size(8)
-        .with_n_layer(1)
-        .with_n_head(2)
-        .with_n_embd(8)
-        .init::<B>(&dev())
-        .unwrap();
+    let gpt = common::gpt::tiny_config().init::<B>(&dev()).unwrap();
     let mut cache = gpt.init_state(2, &dev());
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 2], [2, 1]), &dev());
     gpt.step(ids, &mut cache).unwrap();
@@ -274,14 +267,7 @@ fn configurations_that_cannot_be_built() {
 
 #[test]
 fn generation_settings() {
-    let gpt = GptConfig::new()
-        .with_vocab_size(10)
-        .with_block_size(8)
-        .with_n_layer(1)
-        .with_n_head(2)
-        .with_n_embd(8)
-        .init::<B>(&dev())
-        .unwrap();
+    let gpt = common::gpt::tiny_config().init::<B>(&dev()).unwrap();
     // Greedy decoding cannot return several different sequences (transformers raises too).
     let greedy3 = GenerationConfig::greedy(4).with_num_return_sequences(3);
     assert!(matches!(
@@ -406,12 +392,7 @@ fn data_and_tasks() {
         panic!("one reset flag for two rows was accepted");
     };
     assert!(err.to_string().contains("`reset`"), "{err}");
-    let gpt_config = GptConfig::new()
-        .with_vocab_size(10)
-        .with_block_size(8)
-        .with_n_layer(1)
-        .with_n_head(2)
-        .with_n_embd(8);
+    let gpt_config = common::gpt::tiny_config();
     let gpt = gpt_config.init::<AD>(&dev()).unwrap();
     let first_id_out = TokenBatch {
         ids: vec![12, 2, 3, 4, 5, 6],
@@ -502,12 +483,7 @@ fn optimizer_and_trainer_configurations() {
             patience: 2,
             min_delta: f64::NAN,
         }));
-    let gpt_config = GptConfig::new()
-        .with_vocab_size(10)
-        .with_block_size(8)
-        .with_n_layer(1)
-        .with_n_head(2)
-        .with_n_embd(8);
+    let gpt_config = common::gpt::tiny_config();
     let Err(err) = ember_lm::train::Trainer::new(
         early,
         GptLmTask::new(gpt_config.clone()),

@@ -399,15 +399,8 @@ fn bad_generation_settings_are_errors() {
 /// ids checked on the host fail as the device check does: a typed error naming the id.
 #[test]
 fn host_ids_decode_like_tensor_ids() {
-    use ember_lm::models::{GptConfig, RnnLmConfig};
-    let gpt = GptConfig::new()
-        .with_vocab_size(10)
-        .with_block_size(8)
-        .with_n_layer(1)
-        .with_n_head(2)
-        .with_n_embd(8)
-        .init::<B>(&dev())
-        .unwrap();
+    use ember_lm::models::RnnLmConfig;
+    let gpt = common::gpt::tiny_config().init::<B>(&dev()).unwrap();
     let ids = [3u32, 1, 4, 1, 5, 9];
     let tensor = Tensor::<B, 2, Int>::from_data(
         TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [2, 3]),

@@ -562,3 +562,30 @@ fn the_synthesised_dataset_is_reproducible_and_its_manifests_read_back() {
     );
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// Without autodiff (validation, inference) the CPU backends compute the losses alone; they are
+/// PyTorch's, infinite and zeroed ones included.
+#[test]
+fn losses_without_autodiff_match_pytorch() {
+    let device = Default::default();
+    let f = Fixture::load("ctc/cases.safetensors");
+    for name in ["ragged", "blank_last", "impossible", "impossible_zero"] {
+        let c = case(&f, name);
+        let lp = log_softmax(Tensor::<NdArray, 3>::from_data(c.logits.clone(), &device), 2);
+        let loss = CtcLossConfig::new()
+            .with_blank(c.blank)
+            .with_reduction(Reduction::None)
+            .with_zero_infinity(c.zero_infinity)
+            .init()
+            .forward(lp, &c.targets, &c.input_lengths)
+            .unwrap();
+        let got: Vec<f64> = loss.into_data().iter::<f64>().collect();
+        let want: Vec<f64> = f.data(&format!("{name}.none.loss")).iter::<f64>().collect();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g.is_infinite() && w.is_infinite()) || (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                "{name}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}

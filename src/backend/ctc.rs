@@ -133,5 +133,12 @@ pub(super) fn autodiff_ctc<B: Backend, C: CheckpointStrategy>(
 
 /// The CPU kernel as a [`Backend::ctc_nll_grad`] implementation (host-memory backends).
 pub fn host_ctc<B: Backend>(args: CtcArgs<B>) -> LossAndGrad<B> {
-    super::host::ctc::forward(args)
+    let (loss, grad) = super::host::ctc::forward(args, true);
+    (loss, grad.expect("computed on request"))
+}
+
+/// The CPU kernel's losses alone, a [`Backend::ctc_nll`] implementation for a backend
+/// without autodiff (validation, inference): no beta pass, no gradient.
+pub fn host_ctc_nll<B: Backend>(args: CtcArgs<B>) -> Tensor<B, 1> {
+    super::host::ctc::forward(args, false).0
 }

@@ -4,7 +4,8 @@
 use super::{
     ActivationArgs, AdamWArgs, AdamWOutput, AttentionArgs, AttentionGrads, CrossEntropyArgs, CtcArgs,
     NormArgs, NormGrads, NormStats, SavedSequence, SequenceArgs, SequenceOutput, host_attention,
-    host_attention_backward, host_attention_saved, host_ctc, host_rows, host_sequence, host_sequence_saved,
+    host_attention_backward, host_attention_saved, host_ctc, host_ctc_nll, host_rows, host_sequence,
+    host_sequence_saved,
 };
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 use burn::tensor::Tensor;
@@ -69,6 +70,10 @@ macro_rules! host_kernel {
 
         fn cross_entropy(args: CrossEntropyArgs<Self>) -> (Tensor<Self, 1>, Tensor<Self, 1>) {
             host_rows::cross_entropy(args)
+        }
+
+        fn ctc_nll(args: CtcArgs<Self>) -> Tensor<Self, 1> {
+            host_ctc_nll(args)
         }
 
         fn ctc_nll_grad(args: CtcArgs<Self>) -> Option<(Tensor<Self, 1>, Tensor<Self, 3>)> {

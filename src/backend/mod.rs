@@ -60,7 +60,7 @@ pub use saved::SavedSequence;
 pub use activation::{Activation, ActivationArgs, composed_activation, composed_activation_backward};
 pub use adamw::{AdamWArgs, AdamWOutput};
 pub use cross_entropy::{CrossEntropyArgs, composed_cross_entropy, composed_cross_entropy_backward};
-pub use ctc::{CtcArgs, composed_ctc, host_ctc};
+pub use ctc::{CtcArgs, composed_ctc, host_ctc, host_ctc_nll};
 pub use norm::{NormArgs, NormGrads, NormKind, NormStats, composed_norm, composed_norm_backward};
 
 pub use attention::{

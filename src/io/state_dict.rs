@@ -6,8 +6,8 @@ use std::path::Path;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn_store::{ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
 
+use super::key_report::{KeyReport, ShapeMismatch};
 use super::pickle_guard;
-use super::weights::{KeyReport, ShapeMismatch};
 use crate::{Error, Result};
 
 /// The named tensors of a PyTorch `state_dict`, as saved by

@@ -5,6 +5,16 @@ use super::{Fixture, assert_close, fixture_path};
 use burn::tensor::{Int, Tensor};
 use ember_lm::models::Gpt;
 
+/// A one-block GPT over 10 ids with a context of 8 and width 8, for behaviour tests.
+pub fn tiny_config() -> ember_lm::models::GptConfig {
+    ember_lm::models::GptConfig::new()
+        .with_vocab_size(10)
+        .with_block_size(8)
+        .with_n_layer(1)
+        .with_n_head(2)
+        .with_n_embd(8)
+}
+
 /// The tiny checkpoint written by `tests/fixtures/make_gpt2.py`.
 pub fn tiny_dir() -> std::path::PathBuf {
     fixture_path("gpt2-tiny")

@@ -9,15 +9,14 @@ use rayon::prelude::*;
 use crate::backend::ctc::CtcArgs;
 use crate::log_space::log_add as lse;
 
-/// One utterance: its loss and gradient rows `[T, C]` (zero past its input length).
+/// One utterance: its loss and, when `want_grad`, its gradient rows `[T, C]` (zero past its
+/// input length; empty otherwise).
 fn utterance(
     lp: &[f64],
-    t_max: usize,
-    c: usize,
+    (t_max, c): (usize, usize),
     labels: &[u32],
     len: usize,
-    blank: usize,
-    zero_inf: bool,
+    (blank, zero_inf, want_grad): (usize, bool, bool),
 ) -> (f64, Vec<f64>) {
     let l = 2 * labels.len() + 1;
     let label = |s: usize| {
@@ -53,6 +52,9 @@ fn utterance(
     } else {
         alpha[last]
     };
+    if !want_grad {
+        return (if nll.is_infinite() && zero_inf { 0.0 } else { nll }, Vec::new());
+    }
     let mut grad = vec![0.0; t_max * c];
     if nll.is_infinite() && zero_inf {
         return (0.0, grad);
@@ -89,8 +91,8 @@ fn utterance(
     (nll, grad)
 }
 
-/// The losses `[N]` and gradients `[N, T, C]` of a batch.
-pub fn forward<B: crate::Backend>(args: CtcArgs<B>) -> (Tensor<B, 1>, Tensor<B, 3>) {
+/// The losses `[N]` of a batch and, when `want_grad`, their gradients `[N, T, C]`.
+pub fn forward<B: crate::Backend>(args: CtcArgs<B>, want_grad: bool) -> (Tensor<B, 1>, Option<Tensor<B, 3>>) {
     let [n, t_max, c] = args.log_probs.dims();
     let device = args.log_probs.device();
     let dtype = args.log_probs.dtype();
@@ -103,22 +105,21 @@ pub fn forward<B: crate::Backend>(args: CtcArgs<B>) -> (Tensor<B, 1>, Tensor<B, 
         .map(|r| {
             utterance(
                 &lp[r * t_max * c..(r + 1) * t_max * c],
-                t_max,
-                c,
+                (t_max, c),
                 &args.targets[r],
                 args.input_lengths[r],
-                args.blank,
-                args.zero_infinity,
+                (args.blank, args.zero_infinity, want_grad),
             )
         })
         .collect();
     let losses: Vec<f64> = results.iter().map(|(l, _)| *l).collect();
     let grads: Vec<f64> = results.into_iter().flat_map(|(_, g)| g).collect();
-    (
-        Tensor::from_data(TensorData::new(losses, [n]).convert_dtype(dtype), &device),
+    let losses = Tensor::from_data(TensorData::new(losses, [n]).convert_dtype(dtype), &device);
+    let grads = want_grad.then(|| {
         Tensor::from_data(
             TensorData::new(grads, [n, t_max, c]).convert_dtype(dtype),
             &device,
-        ),
-    )
+        )
+    });
+    (losses, grads)
 }
