@@ -15,6 +15,14 @@ use ember_lm::nn::CellType;
 
 type B = Autodiff<NdArray>;
 
+/// burn's random generator is global to the backend: the tests of this binary take turns, so
+/// that the training test's seeded initial weights are not drawn in between by another test.
+static RNG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    RNG_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn configs() -> Vec<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(fixture_path("rnn_lm/manifest.json")).unwrap()).unwrap()
 }
@@ -42,6 +50,7 @@ fn load(entry: &serde_json::Value) -> RnnLm<B> {
 
 #[test]
 fn rnn_lm_matches_pytorch_word_language_model() {
+    let _turn = rng_turn();
     let device = Default::default();
     for entry in configs() {
         let name = entry["name"].as_str().unwrap();
@@ -113,6 +122,7 @@ fn rnn_lm_matches_pytorch_word_language_model() {
 
 #[test]
 fn tying_with_different_sizes_projects_and_bad_input_is_an_error() {
+    let _turn = rng_turn();
     let device = Default::default();
     let model = RnnLmConfig::new(20, 8, 12)
         .with_tie_weights(true)
@@ -135,6 +145,7 @@ fn tying_with_different_sizes_projects_and_bad_input_is_an_error() {
 
 #[test]
 fn rnn_lm_trains_with_truncated_bptt_and_generates_what_it_learnt() {
+    let _turn = rng_turn();
     use ember_lm::data::{LmShape, LmStreams};
     use ember_lm::generate::{GenerationConfig, Generator};
     use ember_lm::optim::{LrSchedule, OptimizerConfig};
@@ -163,6 +174,9 @@ fn rnn_lm_trains_with_truncated_bptt_and_generates_what_it_learnt() {
     let config = RnnLmConfig::new(10, 16, 16)
         .with_dropout(0.0)
         .with_tie_weights(true);
+    // Some unseeded initial weights settle on the bigram solution (6 of 7 right, loss near
+    // 2/7 ln 2) within 25 epochs; seeds 0 to 15 all reach the cycle, so the test fixes one.
+    ember_lm::train::seed_everything::<B>(0, &device);
     let mut trainer = Trainer::new(
         TrainerConfig::new()
             .with_max_epochs(Some(25))
