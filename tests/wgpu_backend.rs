@@ -112,6 +112,8 @@ fn wgpu_matches_pytorch_and_behaves() {
 
     check_trainer(&device);
     check_text_models(&device);
+    // The speech model trains and transcribes through CtcTask.
+    common::speech::check_learns_two_utterances::<Ad>(&device);
 }
 
 /// The text models and generation on the GPU backend: RnnLm and RnnSeq2Seq against their PyTorch

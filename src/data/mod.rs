@@ -34,6 +34,7 @@ pub use encoder_batches::{EncoderBatch, EncoderBatches, EncoderLabels};
 pub use encoder_tokenizer::{EncodeOptions, EncoderTokenizer, Encodings, Padding};
 pub use grammar::ToyGrammar;
 pub use lm::{LmShape, LmStreams, LmWindows, TokenBatch};
+pub(crate) use order::batches as order_batches;
 pub use pairs::{PairBatch, PairBatches};
 pub use rng::SplitMix64;
 pub use text::{read_labeled_tsv, read_lines, read_pairs, read_text, split_tail};

@@ -58,6 +58,7 @@ pub struct SpeechRecognizer<B: Backend> {
     /// The output layer to the classes.
     pub out: TorchLinear<B>,
     dropout: Dropout,
+    n_features: usize,
 }
 
 /// A length after one 3×3 convolution of stride 2 with padding 1: `ceil(len / 2)`.
@@ -106,6 +107,7 @@ impl SpeechRecognizerConfig {
                 .init(device)?,
             out: TorchLinear::new(directions * self.hidden_size, self.classes, true, device),
             dropout: DropoutConfig::new(self.dropout).init(),
+            n_features: self.n_features,
         })
     }
 }
@@ -114,6 +116,16 @@ impl<B: Backend> SpeechRecognizer<B> {
     /// The frames an input of `frames` frames has after the convolutions: `ceil(ceil(frames / 2) / 2)`.
     pub fn output_frames(frames: usize) -> usize {
         halved(halved(frames))
+    }
+
+    /// Feature dimensions per input frame.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Output classes, the blank included.
+    pub fn classes(&self) -> usize {
+        self.out.weight.dims()[0]
     }
 
     /// Log-probabilities of the classes per output frame, and each utterance's output length.
@@ -125,6 +137,13 @@ impl<B: Backend> SpeechRecognizer<B> {
     /// - output: `[N, ceil(T / 4), classes]` and `N` lengths
     pub fn forward(&self, features: Tensor<B, 3>, lengths: &[usize]) -> Result<(Tensor<B, 3>, Vec<usize>)> {
         let [n, t, f] = features.dims();
+        if f != self.n_features {
+            return Err(Error::shape(
+                "SpeechRecognizer features",
+                format!("[batch, frames, {}] (n_features)", self.n_features),
+                &[n, t, f],
+            ));
+        }
         if lengths.len() != n || lengths.iter().any(|&l| l == 0 || l > t) {
             return Err(Error::shape(
                 "SpeechRecognizer lengths",

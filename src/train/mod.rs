@@ -40,6 +40,7 @@
 mod checkpoint;
 mod classify;
 mod config;
+mod ctc;
 mod encoder;
 mod lm;
 mod logging;
@@ -59,6 +60,7 @@ pub use crate::io::crc32c;
 pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
+pub use ctc::CtcTask;
 pub use encoder::{EncoderClassificationTask, MaskedLmTask, TokenClassificationTask};
 pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, TrainableLm};
 pub use metrics::{MetricRow, ReportedMetrics};

@@ -9,6 +9,7 @@ pub mod fused_ops;
 pub mod gpt;
 pub mod recurrent;
 pub mod seq2seq;
+pub mod speech;
 pub mod train;
 pub mod transformer;
 
