@@ -9,13 +9,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 8] = [
     "char_lm",
     "fine_tune",
     "gpt2_generate",
     "import_pytorch",
     "recurrent_tour",
     "sentiment",
+    "speech",
     "translate",
 ];
 
