@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench --bench bert --features flex              # about 10 minutes on 2 cores
 //! cargo bench --bench bert --features flex -- infer     # a criterion filter
+//! cargo bench --bench bert --features wgpu -- wgpu      # on a GPU (benches/torch_cuda.py bert)
 //! ```
 
 use std::time::Duration;
@@ -104,7 +105,9 @@ fn run<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(60));
+        .measurement_time(Duration::from_secs(if backend == "wgpu" { 10 } else { 60 }));
+    // Untimed steps first on the GPU: wgpu compiles and autotunes its kernels on the first calls.
+    let warm = if backend == "wgpu" { 3 } else { 0 };
     let mut ours = Some(base().init_sequence_classification::<B>(&device).unwrap());
     let mut optim = OptimizerConfig::adamw()
         .with_lr(2e-5)
@@ -112,15 +115,15 @@ fn run<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
         .with_decay_groups(DecayGroups::NoRank1)
         .init::<B, _>(ours.as_ref().unwrap())
         .unwrap();
-    group.bench_function("ember_lm/B8_T128", |bench| {
-        bench.iter(|| {
-            let model = ours.take().unwrap();
-            let loss = model.loss(model.forward(&input).unwrap(), &labels).unwrap();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            ours = Some(optim.step(model, grads));
-            B::sync(&device).ok();
-        })
-    });
+    let mut step = || {
+        let model = ours.take().unwrap();
+        let loss = model.loss(model.forward(&input).unwrap(), &labels).unwrap();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        ours = Some(optim.step(model, grads));
+        B::sync(&device).ok();
+    };
+    (0..warm).for_each(|_| step());
+    group.bench_function("ember_lm/B8_T128", |bench| bench.iter(&mut step));
     let ids = Tensor::<B, 2, Int>::from_data(
         TensorData::new(input.input_ids.iter().map(|&t| t as i64).collect(), [BATCH, SEQ]),
         &device,
@@ -136,18 +139,18 @@ fn run<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
         Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64, 1, 0, 1, 0, 1, 0, 1], [BATCH]), &device);
     let mut burn = Some(BurnBert::<B>::new(&device));
     let mut adamw = AdamWConfig::new().with_weight_decay(0.01).init();
-    group.bench_function("burn_encoder/B8_T128", |bench| {
-        bench.iter(|| {
-            let model = burn.take().unwrap();
-            let logits = model.forward(ids.clone(), pad.clone());
-            let loss = BurnCrossEntropy::new()
-                .init(&device)
-                .forward(logits, targets.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            burn = Some(adamw.step(2e-5, model, grads));
-            B::sync(&device).ok();
-        })
-    });
+    let mut burn_step = || {
+        let model = burn.take().unwrap();
+        let logits = model.forward(ids.clone(), pad.clone());
+        let loss = BurnCrossEntropy::new()
+            .init(&device)
+            .forward(logits, targets.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        burn = Some(adamw.step(2e-5, model, grads));
+        B::sync(&device).ok();
+    };
+    (0..warm).for_each(|_| burn_step());
+    group.bench_function("burn_encoder/B8_T128", |bench| bench.iter(&mut burn_step));
     group.finish();
 
     // Inference on the plain backend: 8 × 128 tokens per iteration.
@@ -160,30 +163,41 @@ fn run<B: ember_lm::TrainBackend>(c: &mut Criterion, backend: &str) {
     let model = base()
         .init_sequence_classification::<B::InnerBackend>(&device)
         .unwrap();
-    group.bench_function("ember_lm/B8_T128", |bench| {
-        bench.iter(|| {
-            let out = model.forward(&input).unwrap();
-            B::InnerBackend::sync(&device).ok();
-            out
-        })
-    });
+    let infer = || {
+        let out = model.forward(&input).unwrap();
+        B::InnerBackend::sync(&device).ok();
+        out
+    };
+    (0..warm).for_each(|_| drop(infer()));
+    group.bench_function("ember_lm/B8_T128", |bench| bench.iter(infer));
     let burn = BurnBert::<B::InnerBackend>::new(&device);
     let (ids, pad) = (ids.inner(), pad.inner());
-    group.bench_function("burn_encoder/B8_T128", |bench| {
-        bench.iter(|| {
-            let out = burn.forward(ids.clone(), pad.clone());
-            B::InnerBackend::sync(&device).ok();
-            out
-        })
-    });
+    let burn_infer = || {
+        let out = burn.forward(ids.clone(), pad.clone());
+        B::InnerBackend::sync(&device).ok();
+        out
+    };
+    (0..warm).for_each(|_| drop(burn_infer()));
+    group.bench_function("burn_encoder/B8_T128", |bench| bench.iter(burn_infer));
     group.finish();
 }
 
+#[path = "common/selected.rs"]
+mod selected;
+
 fn benches(c: &mut Criterion) {
     #[cfg(feature = "flex")]
-    run::<burn::backend::Autodiff<burn::backend::Flex>>(c, "flex");
+    if selected::selected("flex") {
+        run::<burn::backend::Autodiff<burn::backend::Flex>>(c, "flex");
+    }
     #[cfg(not(feature = "flex"))]
-    run::<burn::backend::Autodiff<burn::backend::NdArray>>(c, "ndarray");
+    if selected::selected("ndarray") {
+        run::<burn::backend::Autodiff<burn::backend::NdArray>>(c, "ndarray");
+    }
+    #[cfg(feature = "wgpu")]
+    if selected::selected("wgpu") {
+        run::<burn::backend::Autodiff<burn::backend::Wgpu>>(c, "wgpu");
+    }
 }
 
 criterion_group!(bert, benches);

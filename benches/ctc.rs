@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench ctc --features flex
+//! cargo bench --bench ctc --features wgpu -- wgpu   # on a GPU (benches/torch_cuda.py ctc)
 //! ```
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use burn::backend::Autodiff;
 use burn::nn::loss::CTCLossConfig;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use ember_lm::data::SplitMix64;
 use ember_lm::nn::{CtcLossConfig, Reduction};
@@ -37,7 +38,7 @@ fn run<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .warm_up_time(Duration::from_secs(1));
+        .warm_up_time(Duration::from_secs(if backend == "wgpu" { 5 } else { 1 }));
     let ours = CtcLossConfig::new().with_reduction(Reduction::Mean).init();
     group.bench_function("ember_lm/N16_T200_C30", |bench| {
         bench.iter(|| {
@@ -45,23 +46,13 @@ fn run<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
             let loss = ours
                 .forward(log_softmax(x.clone(), 2), &targets, &input_lengths)
                 .unwrap();
-            x.grad(&loss.backward())
+            let grad = x.grad(&loss.backward());
+            B::sync(&device).ok();
+            grad
         })
     });
     // burn's module: [T, N, C], padded targets and lengths as tensors.
-    let s = targets.iter().map(Vec::len).max().unwrap_or(1);
-    let padded: Vec<i64> = targets
-        .iter()
-        .flat_map(|t| {
-            t.iter()
-                .map(|&l| l as i64)
-                .chain(std::iter::repeat_n(0, s - t.len()))
-        })
-        .collect();
-    let padded = Tensor::<A<B>, 2, Int>::from_data(TensorData::new(padded, [N, s]), &device);
-    let ints = |v: Vec<i64>| Tensor::<A<B>, 1, Int>::from_data(TensorData::new(v, [N]), &device);
-    let il = ints(input_lengths.iter().map(|&l| l as i64).collect());
-    let tl = ints(targets.iter().map(|t| t.len() as i64).collect());
+    let (padded, il, tl) = burn_ctc::burn_ctc_inputs::<A<B>>(&targets, &input_lengths, &device);
     let burn_ctc = CTCLossConfig::new().init();
     group.bench_function("burn/N16_T200_C30", |bench| {
         bench.iter(|| {
@@ -74,16 +65,32 @@ fn run<B: ember_lm::Backend>(c: &mut Criterion, backend: &str) {
                 tl.clone(),
                 burn::nn::loss::Reduction::Mean,
             );
-            x.grad(&loss.backward())
+            let grad = x.grad(&loss.backward());
+            B::sync(&device).ok();
+            grad
         })
     });
     group.finish();
 }
 
+#[path = "common/burn_ctc.rs"]
+mod burn_ctc;
+#[path = "common/selected.rs"]
+mod selected;
+
 fn benches(c: &mut Criterion) {
     #[cfg(feature = "flex")]
-    run::<burn::backend::Flex>(c, "flex");
-    run::<burn::backend::NdArray>(c, "ndarray");
+    if selected::selected("flex") {
+        run::<burn::backend::Flex>(c, "flex");
+    }
+    if selected::selected("ndarray") {
+        run::<burn::backend::NdArray>(c, "ndarray");
+    }
+    // On wgpu both rows run burn's kernel (ember-lm's CtcLoss falls back to it there).
+    #[cfg(feature = "wgpu")]
+    if selected::selected("wgpu") {
+        run::<burn::backend::Wgpu>(c, "wgpu");
+    }
 }
 
 criterion_group!(ctc, benches);
