@@ -41,6 +41,7 @@ mod checkpoint;
 mod classify;
 mod config;
 mod ctc;
+mod distributed;
 mod encoder;
 mod lm;
 mod logging;
@@ -61,6 +62,9 @@ pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use ctc::CtcTask;
+pub use distributed::DistributedConfig;
+#[cfg(feature = "collective")]
+pub use distributed::{fit_distributed, run_orchestrator};
 pub use encoder::{EncoderClassificationTask, MaskedLmTask, TokenClassificationTask};
 pub use lm::{GptFamily, GptLmTask, LmFamily, LmTask, RnnLmFamily, RnnLmTask, TrainableLm};
 pub use metrics::{MetricRow, ReportedMetrics};

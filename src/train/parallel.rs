@@ -4,7 +4,8 @@
 //! are broadcast to the others at the start (as PyTorch's `DistributedDataParallel` does), each
 //! replica reads every `world`-th batch, and after the backward pass the gradients and the loss are
 //! averaged with `all_reduce(Mean)` so that every replica applies the same update. Rank 0 alone
-//! writes the run directory and shows progress. Built with the `collective` feature.
+//! writes the run directory and shows progress. Built with the `collective` feature; the same
+//! replicas across machines are [`fit_distributed`](super::fit_distributed).
 //!
 //! [`Trainer`]: super::Trainer
 
@@ -16,119 +17,17 @@ use crate::Result;
 
 #[cfg(feature = "collective")]
 mod imp {
-    use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
-    use burn::tensor::backend::{AutodiffBackend, Backend};
-    use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
-    use burn_collective::{CollectiveConfig, PeerId, ReduceOperation};
+    use std::sync::Arc;
+
+    use burn_collective::{CollectiveConfig, PeerId};
 
     use crate::data::Batches;
+    use crate::train::DistributedConfig;
+    use crate::train::distributed::reducer::Reducer;
+    use crate::train::distributed::replica::{self, Replica};
     use crate::train::task::Task;
     use crate::train::trainer::{FitReport, Shard, Trainer};
     use crate::{Error, Result};
-
-    fn err(what: &str, e: impl std::fmt::Debug) -> Error {
-        Error::Collective {
-            operation: what.to_string(),
-            message: format!("{e:?}"),
-        }
-    }
-
-    /// All-reduces each parameter's gradient in the model's visiting order.
-    ///
-    /// burn-optim's `GradientsParams::all_reduce` orders by `ParamId`, which differs between
-    /// replicas built independently; the module structure is the same everywhere. A parameter
-    /// without a gradient on this replica contributes zeros, so every replica makes the same calls.
-    struct ReduceGrads<'a, G: Backend> {
-        peer: PeerId,
-        device: G::Device,
-        grads: &'a mut GradientsParams,
-        error: Option<Error>,
-    }
-
-    impl<B: Backend, G: Backend> ModuleVisitor<B> for ReduceGrads<'_, G> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if self.error.is_some() {
-                return;
-            }
-            let grad = self
-                .grads
-                .remove::<G, D>(param.id)
-                .unwrap_or_else(|| Tensor::<G, D>::zeros(param.shape(), &self.device));
-            match burn_collective::all_reduce::<G>(
-                self.peer,
-                grad.into_primitive().tensor(),
-                ReduceOperation::Mean,
-            ) {
-                Ok(t) => self
-                    .grads
-                    .register::<G, D>(param.id, Tensor::from_primitive(TensorPrimitive::Float(t))),
-                Err(e) => self.error = Some(err("gradient all-reduce", e)),
-            }
-        }
-    }
-
-    /// Averages the gradients and the loss over all replicas.
-    pub(crate) fn all_reduce<B: AutodiffBackend, M: AutodiffModule<B>>(
-        device: &B::Device,
-        rank: usize,
-        model: &M,
-        mut grads: GradientsParams,
-        loss: f64,
-    ) -> Result<(GradientsParams, f64)> {
-        let peer = PeerId::from(rank);
-        let mut visitor = ReduceGrads::<B::InnerBackend> {
-            peer,
-            device: device.clone(),
-            grads: &mut grads,
-            error: None,
-        };
-        model.visit(&mut visitor);
-        if let Some(e) = visitor.error {
-            return Err(e);
-        }
-        let loss = Tensor::<B::InnerBackend, 1>::from_floats([loss], device);
-        let loss = burn_collective::all_reduce::<B::InnerBackend>(
-            peer,
-            loss.into_primitive().tensor(),
-            ReduceOperation::Mean,
-        )
-        .map_err(|e| err("loss all-reduce", e))?;
-        let loss: f64 = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(loss))
-            .into_scalar()
-            .elem();
-        Ok((grads, loss))
-    }
-
-    /// Replaces every parameter's value with rank 0's (a broadcast per parameter, in visiting
-    /// order).
-    struct Broadcast {
-        peer: PeerId,
-        root: bool,
-        error: Option<Error>,
-    }
-
-    impl<B: AutodiffBackend> ModuleMapper<B> for Broadcast {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            param.map(|tensor| {
-                if self.error.is_some() {
-                    return tensor;
-                }
-                let sent = self
-                    .root
-                    .then(|| tensor.clone().inner().into_primitive().tensor());
-                match burn_collective::broadcast::<B::InnerBackend>(self.peer, sent) {
-                    Ok(t) => {
-                        Tensor::from_inner(Tensor::from_primitive(TensorPrimitive::Float(t))).require_grad()
-                    }
-                    Err(e) => {
-                        self.error = Some(err("parameter broadcast", e));
-                        tensor
-                    }
-                }
-            })
-        }
-    }
 
     /// Trains one replica per device in parallel and returns, per rank, the report and the model.
     ///
@@ -138,8 +37,8 @@ mod imp {
     /// others write nothing. Checkpoints hold rank 0's state and resume like any other (`build`
     /// can call [`Trainer::resume`]).
     ///
-    /// An error in one replica (a bad batch, say) is returned, but the other replicas then wait
-    /// in their next all-reduce: treat it as fatal for the process.
+    /// An error in one replica (a bad batch, say) is returned; the other replicas then give up
+    /// at their next all-reduce after [`DistributedConfig::timeout`] (default 300 s).
     pub fn fit_data_parallel<B, T, F>(
         devices: &[B::Device],
         build: F,
@@ -164,6 +63,7 @@ mod imp {
                 train.num_batches()
             )));
         }
+        let timeout = DistributedConfig::default().timeout;
         let build = &build;
         std::thread::scope(|scope| {
             let handles: Vec<_> = devices
@@ -172,23 +72,29 @@ mod imp {
                 .map(|(rank, device)| {
                     scope.spawn(move || -> Result<(FitReport, T::Model)> {
                         let mut trainer = build(rank, device)?;
-                        let peer = PeerId::from(rank);
+                        let status: Arc<dyn Fn() -> String + Send + Sync> =
+                            Arc::new(|| "the replicas are threads of this process".into());
+                        let reducer = Reducer::<B::InnerBackend>::start(PeerId::from(rank), timeout);
                         let config = CollectiveConfig::default().with_num_devices(world);
-                        burn_collective::register::<B::InnerBackend>(peer, device.clone(), config)
-                            .map_err(|e| err("register", e))?;
-                        let mut mapper = Broadcast {
-                            peer,
-                            root: rank == 0,
-                            error: None,
-                        };
-                        trainer.map_model(|m| burn::module::Module::map(m, &mut mapper));
-                        if let Some(e) = mapper.error {
-                            return Err(e);
-                        }
-                        let valid = valid.map(|v| v as &dyn Batches<T::Batch>);
-                        let report = trainer.fit_shard(train, valid, Shard { rank, world });
-                        let _ = burn_collective::finish_collective::<B::InnerBackend>(peer);
-                        Ok((report?, trainer.into_model()))
+                        reducer.register(device.clone(), config, &*status)?;
+                        replica::enter(Replica {
+                            reducer,
+                            status,
+                            on_step: Arc::new(|_| {}),
+                        });
+                        let result = replica::train_replica(
+                            &mut trainer,
+                            train,
+                            valid,
+                            Shard {
+                                rank,
+                                world,
+                                writer: rank == 0,
+                            },
+                            true,
+                        );
+                        replica::leave();
+                        Ok((result?, trainer.into_model()))
                     })
                 })
                 .collect();
@@ -204,26 +110,26 @@ mod imp {
 #[cfg(feature = "collective")]
 pub use imp::fit_data_parallel;
 
-/// Averages the gradients and the loss over the replicas.
+/// Averages the gradients and the loss of step `step` over the replicas.
 #[cfg(feature = "collective")]
 pub(crate) fn all_reduce<B: AutodiffBackend, M: AutodiffModule<B>>(
     device: &B::Device,
-    rank: usize,
     model: &M,
     grads: GradientsParams,
     loss: f64,
+    step: u64,
 ) -> Result<(GradientsParams, f64)> {
-    imp::all_reduce::<B, M>(device, rank, model, grads, loss)
+    super::distributed::replica::all_reduce::<B, M>(device, model, grads, loss, step)
 }
 
 /// Without the `collective` feature there is only one replica and nothing to reduce.
 #[cfg(not(feature = "collective"))]
 pub(crate) fn all_reduce<B: AutodiffBackend, M: AutodiffModule<B>>(
     _device: &B::Device,
-    _rank: usize,
     _model: &M,
     grads: GradientsParams,
     loss: f64,
+    _step: u64,
 ) -> Result<(GradientsParams, f64)> {
     Ok((grads, loss))
 }

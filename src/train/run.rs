@@ -224,3 +224,20 @@ fn read_tokenizer(run_dir: &Path) -> Result<Option<RunTokenizer>> {
         None => Ok(None),
     }
 }
+
+/// A tokenizer's identity for comparing runs: its kind, vocabulary size and a CRC-32C of every
+/// token's text.
+pub(crate) fn fingerprint(tokenizer: &RunTokenizer) -> serde_json::Value {
+    use crate::data::Tokenizer;
+    let (kind, t): (&str, &dyn Tokenizer) = match tokenizer {
+        RunTokenizer::Char(t) => ("char", t),
+        RunTokenizer::Word(t) => ("word", t),
+        RunTokenizer::Bpe(t) => ("bpe", t.as_ref()),
+    };
+    let mut text = Vec::new();
+    for id in 0..t.vocab_size() as u32 {
+        text.extend_from_slice(t.decode_lossy(&[id]).as_bytes());
+        text.push(0);
+    }
+    serde_json::json!({ "kind": kind, "vocab_size": t.vocab_size(), "crc32c": crate::io::crc32c(&text) })
+}

@@ -102,8 +102,7 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         if valid.is_some_and(|v| v.num_batches() == 0) {
             return Err(Error::Data("the validation data has no batches".into()));
         }
-        let writer = shard.rank == 0;
-        let dir = self.config.run_dir.clone().filter(|_| writer);
+        let dir = self.config.run_dir.clone().filter(|_| shard.writer);
         if let Some(dir) = &dir {
             prepare_run_dir(
                 dir,
@@ -120,7 +119,7 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
             (None, Some(e)) => Some(e * steps_per_epoch),
             (None, None) => None,
         };
-        let progress = if writer {
+        let progress = if shard.rank == 0 {
             self.config.progress
         } else {
             ProgressMode::Off

@@ -97,6 +97,8 @@ pub struct Trainer<B: crate::TrainBackend, T: Task<B>> {
 pub(crate) struct Shard {
     pub rank: usize,
     pub world: usize,
+    /// Writes the run directory (rank 0; with several nodes, the first replica of each).
+    pub writer: bool,
 }
 
 impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
@@ -166,6 +168,23 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         self.state.model
     }
 
+    /// What every node of a multi-node run must agree on: the model and optimizer
+    /// configurations, the seed and step limits, the position (a resumed run), the tokenizer.
+    #[allow(dead_code)]
+    pub(crate) fn run_description(&self) -> serde_json::Value {
+        let pos = &self.state.pos;
+        serde_json::json!({
+            "model": self.task.config_json(),
+            "optimizer": serde_json::to_value(self.state.optim.config()).unwrap_or_default(),
+            "seed": self.config.seed,
+            "grad_accum": self.config.grad_accum,
+            "max_steps": self.config.max_steps,
+            "max_epochs": self.config.max_epochs,
+            "position": { "step": pos.step, "epoch": pos.epoch, "batch_index": pos.batch_index },
+            "tokenizer": self.tokenizer.as_ref().map(crate::train::run::fingerprint),
+        })
+    }
+
     /// Replaces the model by `f(model)` (used to synchronise data-parallel replicas).
     #[allow(dead_code)]
     pub(crate) fn map_model(&mut self, f: impl FnOnce(T::Model) -> T::Model) {
@@ -208,6 +227,14 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
         train: &dyn Batches<T::Batch>,
         valid: Option<&dyn Batches<T::Batch>>,
     ) -> Result<FitReport> {
-        self.fit_shard(train, valid, Shard { rank: 0, world: 1 })
+        self.fit_shard(
+            train,
+            valid,
+            Shard {
+                rank: 0,
+                world: 1,
+                writer: true,
+            },
+        )
     }
 }

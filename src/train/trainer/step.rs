@@ -64,10 +64,10 @@ impl<B: crate::TrainBackend, T: Task<B>> Trainer<B, T> {
             // the same decisions (clipping, the non-finite policy) and the same update.
             (grads, mean_loss) = crate::train::parallel::all_reduce::<B, T::Model>(
                 &self.device,
-                shard.rank,
                 model,
                 grads,
                 mean_loss,
+                self.state.pos.step,
             )?;
             if !mean_loss.is_finite() && non_finite_loss.is_none() {
                 non_finite_loss = Some(mean_loss);
