@@ -30,7 +30,7 @@ use ember_lm::models::{GptConfig, LanguageModel, RnnLmConfig};
 use ember_lm::nn::{CellType, FeedForwardActivation};
 use ember_lm::optim::{Algorithm, DecayGroups, GradClip, LrSchedule, OptimizerConfig};
 use ember_lm::train::{
-    FitReport, GptLmTask, RnnLmTask, RunTokenizer, Task, Trainer, TrainerConfig, load_run,
+    DistributedConfig, FitReport, GptLmTask, RnnLmTask, RunTokenizer, Task, Trainer, TrainerConfig, load_run,
 };
 use ember_lm::{Error, Result};
 
@@ -126,6 +126,61 @@ struct TrainArgs {
     /// Log the training loss every this many steps.
     #[arg(long, default_value_t = 50)]
     log_every: u64,
+    /// Train as one node of a multi-node run of this many nodes (the `collective` feature; README,
+    /// "Training on several machines"). torchrun's WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT
+    /// are read when set; these options override them.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// This node's rank, 0 to nodes - 1 (node 0 starts the orchestrator).
+    #[arg(long, requires = "nodes")]
+    node_rank: Option<usize>,
+    /// The orchestrator's host:port, as every node reaches it [default: 127.0.0.1:29500].
+    #[arg(long, requires = "nodes")]
+    master: Option<String>,
+    /// The host the other nodes reach this one at [default: 127.0.0.1].
+    #[arg(long, requires = "nodes")]
+    node_host: Option<String>,
+    /// The port this node serves its tensors on [default: master's port + 2 + node rank; + 1 is
+    /// the rendezvous].
+    #[arg(long, requires = "nodes")]
+    data_port: Option<u16>,
+    /// Seconds a node waits for the others before the run stops with an error.
+    #[arg(long, requires = "nodes")]
+    node_timeout: Option<u64>,
+}
+
+/// The multi-node settings: the environment (torchrun's variables) overridden by the options;
+/// `None` for a run on one node.
+fn distributed(o: &TrainArgs) -> Result<Option<DistributedConfig>> {
+    if o.nodes.is_none() && std::env::var("WORLD_SIZE").is_err() {
+        return Ok(None);
+    }
+    let mut config = DistributedConfig::from_env()?;
+    if let Some(n) = o.nodes {
+        config.num_nodes = n;
+    }
+    if let Some(r) = o.node_rank {
+        config.node_rank = r;
+    }
+    if let Some(m) = &o.master {
+        config.orchestrator = m.clone();
+    }
+    if let Some(h) = &o.node_host {
+        config.node_host = h.clone();
+    }
+    let master_port = config
+        .orchestrator
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(29500);
+    config.data_port = o
+        .data_port
+        .unwrap_or_else(|| master_port.saturating_add(2 + config.node_rank as u16));
+    if let Some(t) = o.node_timeout {
+        config.timeout = std::time::Duration::from_secs(t);
+    }
+    config.validate()?;
+    Ok((config.world_size() > 1).then_some(config))
 }
 
 /// Generation options.
@@ -298,16 +353,18 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
                 seq_len: config.block_size,
             },
         )?;
-        let trainer = Trainer::new(
-            trainer_config,
-            GptLmTask::new(config.clone()),
-            config.init::<B>(&device)?,
-            &optimizer,
-            schedule,
-            &device,
-        )?
-        .with_tokenizer(tokenizer.clone());
-        fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
+        let make = || {
+            Ok(Trainer::new(
+                trainer_config.clone(),
+                GptLmTask::new(config.clone()),
+                config.init::<B>(&device)?,
+                &optimizer,
+                schedule.clone(),
+                &device,
+            )?
+            .with_tokenizer(tokenizer.clone()))
+        };
+        fit_and_sample(make, &train, &valid, &tokenizer, o, &dir)?
     } else {
         let config = match saved.as_ref().and_then(|i| i.rnn.clone()) {
             Some(config) => config,
@@ -344,16 +401,18 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
                 seq_len: block_size,
             },
         )?;
-        let trainer = Trainer::new(
-            trainer_config,
-            RnnLmTask::new(config.clone()),
-            config.init::<B>(&device)?,
-            &optimizer,
-            schedule,
-            &device,
-        )?
-        .with_tokenizer(tokenizer.clone());
-        fit_and_sample(trainer, &train, &valid, &tokenizer, o, &dir)?
+        let make = || {
+            Ok(Trainer::new(
+                trainer_config.clone(),
+                RnnLmTask::new(config.clone()),
+                config.init::<B>(&device)?,
+                &optimizer,
+                schedule.clone(),
+                &device,
+            )?
+            .with_tokenizer(tokenizer.clone()))
+        };
+        fit_and_sample(make, &train, &valid, &tokenizer, o, &dir)?
     };
     if let Some(valid) = report.last_valid {
         let bpc = valid.loss / std::f64::consts::LN_2;
@@ -373,11 +432,12 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Resumes if asked, trains, and prints samples from the trained model.
+/// Builds the trainer (`make`), resumes if asked, trains (alone, or as one node of several),
+/// and prints samples from the trained model.
 fn fit_and_sample<B, T>(
-    mut trainer: Trainer<B, T>,
-    train: &dyn Batches<TokenBatch>,
-    valid: &dyn Batches<TokenBatch>,
+    make: impl Fn() -> Result<Trainer<B, T>> + Sync,
+    train: &(dyn Batches<TokenBatch> + Sync),
+    valid: &(dyn Batches<TokenBatch> + Sync),
     tokenizer: &CharTokenizer,
     o: &TrainArgs,
     dir: &std::path::Path,
@@ -385,14 +445,67 @@ fn fit_and_sample<B, T>(
 where
     B: ember_lm::TrainBackend,
     T: Task<B, Batch = TokenBatch>,
+    T::Model: Send,
     <T::Model as AutodiffModule<B>>::InnerModule: LanguageModel<B::InnerBackend>,
 {
-    if o.resume.is_some() {
-        trainer = trainer.resume(dir)?;
-    }
-    let report = trainer.fit(train, Some(valid))?;
-    samples(&trainer.model().valid(), tokenizer, o.seed)?;
+    let build = || {
+        let trainer = make()?;
+        if o.resume.is_some() {
+            trainer.resume(dir)
+        } else {
+            Ok(trainer)
+        }
+    };
+    let (report, model) = match distributed(o)? {
+        None => {
+            let mut trainer = build()?;
+            let report = trainer.fit(train, Some(valid))?;
+            (report, trainer.model().valid())
+        }
+        Some(config) => fit_on_nodes(&config, &build, train, valid)?,
+    };
+    samples(&model, tokenizer, o.seed)?;
     Ok(report)
+}
+
+/// One node's part of a multi-node run (one device per node).
+#[cfg(feature = "collective")]
+fn fit_on_nodes<B, T>(
+    config: &DistributedConfig,
+    build: &(dyn Fn() -> Result<Trainer<B, T>> + Sync),
+    train: &(dyn Batches<TokenBatch> + Sync),
+    valid: &(dyn Batches<TokenBatch> + Sync),
+) -> Result<(FitReport, <T::Model as AutodiffModule<B>>::InnerModule)>
+where
+    B: ember_lm::TrainBackend,
+    T: Task<B, Batch = TokenBatch>,
+    T::Model: Send,
+{
+    let device = B::Device::default();
+    let mut replicas =
+        ember_lm::train::fit_distributed::<B, T, _>(config, &[device], |_, _| build(), train, Some(valid))?;
+    let (report, model) = replicas.remove(0);
+    Ok((report, model.valid()))
+}
+
+/// Without the `collective` feature there are no other nodes to train with.
+#[cfg(not(feature = "collective"))]
+fn fit_on_nodes<B, T>(
+    _config: &DistributedConfig,
+    _build: &(dyn Fn() -> Result<Trainer<B, T>> + Sync),
+    _train: &(dyn Batches<TokenBatch> + Sync),
+    _valid: &(dyn Batches<TokenBatch> + Sync),
+) -> Result<(FitReport, <T::Model as AutodiffModule<B>>::InnerModule)>
+where
+    B: ember_lm::TrainBackend,
+    T: Task<B, Batch = TokenBatch>,
+{
+    Err(Error::Config {
+        module: "char_lm",
+        message: "--nodes (or WORLD_SIZE) needs the `collective` cargo feature: \
+                  cargo run --release --features collective --example char_lm -- --nodes ..."
+            .into(),
+    })
 }
 
 fn save_info(
