@@ -135,7 +135,15 @@ fn free_port() -> u16 {
 
 /// Starts `n` nodes of one run, node `i` in `dirs[i]`, with `extra(i)` added to its environment.
 fn start(dirs: &[PathBuf], extra: impl Fn(usize) -> Vec<(&'static str, String)>) -> Vec<Child> {
-    let master = free_port_pair();
+    start_at(free_port_pair(), dirs, extra)
+}
+
+/// [`start`] with the orchestrator at `master`.
+fn start_at(
+    master: u16,
+    dirs: &[PathBuf],
+    extra: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Vec<Child> {
     dirs.iter()
         .enumerate()
         .map(|(rank, dir)| {
@@ -375,4 +383,58 @@ fn the_configuration_reads_torchrun_variables_and_refuses_bad_values() {
         ..Default::default()
     };
     assert_eq!((config.world_size(), config.global_rank(1)), (6, 3));
+}
+
+/// A cluster that runs the orchestrator apart: `ember-orchestrator PORT`, and nodes started with
+/// `EMBER_START_ORCHESTRATOR=0`; the run ends as with node 0's own orchestrator.
+#[test]
+fn nodes_train_with_the_orchestrator_binary() {
+    let base = tmp("orchestrator-bin");
+    let dirs = [base.join("n0"), base.join("n1")];
+    let master = free_port_pair();
+    let mut orchestrator = Command::new(env!("CARGO_BIN_EXE_ember-orchestrator"))
+        .arg(master.to_string())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = wait(
+        &dirs,
+        start_at(master, &dirs, |_| vec![("EMBER_START_ORCHESTRATOR", "0".into())]),
+        Duration::from_secs(120),
+    );
+    let _ = orchestrator.kill();
+    let _ = orchestrator.wait();
+    for (code, err) in &results {
+        assert_eq!(*code, Some(0), "{err}");
+    }
+    assert!(
+        params(&dirs[0]) == reference(),
+        "the run differs from two local replicas"
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// An orchestrator port already taken is an error at once, not a wait for the timeout.
+#[test]
+fn a_taken_orchestrator_port_is_an_error_at_once() {
+    let base = tmp("port-taken");
+    let dirs = [base.join("n0")];
+    let master = free_port_pair();
+    let _taken = TcpListener::bind(("0.0.0.0", master)).unwrap();
+    let started = Instant::now();
+    // Node 0 of two, alone: it must fail on the port before waiting for node 1.
+    let results = wait(
+        &dirs,
+        start_at(master, &dirs, |_| vec![("WORLD_SIZE", "2".into())]),
+        Duration::from_secs(60),
+    );
+    let (code, err) = &results[0];
+    assert_eq!(*code, Some(3), "{err}");
+    assert!(err.contains("cannot listen on port"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&base).ok();
 }

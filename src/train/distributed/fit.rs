@@ -160,6 +160,15 @@ where
         Arc::new(Mutex::new(Some(Default::default())));
     let join = |me: serde_json::Value| -> Result<()> {
         if node_rank == 0 && start_orchestrator {
+            // burn's orchestrator only logs a port it cannot take, and the nodes would wait for
+            // it until the timeout: try the port first.
+            drop(std::net::TcpListener::bind(("0.0.0.0", orchestrator_port)).map_err(|e| Error::Collective {
+                operation: "orchestrator".into(),
+                message: format!(
+                    "cannot listen on port {orchestrator_port}: {e} (another run, or a port in the system's range for \
+                     outgoing connections: choose another orchestrator port)"
+                ),
+            })?);
             serve_rendezvous(orchestrator_port.saturating_add(1))?;
             std::thread::spawn(move || run_global_orchestrator(orchestrator_port));
         }
