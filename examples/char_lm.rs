@@ -30,7 +30,8 @@ use ember_lm::models::{GptConfig, LanguageModel, RnnLmConfig};
 use ember_lm::nn::{CellType, FeedForwardActivation};
 use ember_lm::optim::{Algorithm, DecayGroups, GradClip, LrSchedule, OptimizerConfig};
 use ember_lm::train::{
-    DistributedConfig, FitReport, GptLmTask, RnnLmTask, RunTokenizer, Task, Trainer, TrainerConfig, load_run,
+    DistributedConfig, FitReport, GptLmTask, RnnLmTask, RunTokenizer, Task, Trainer, TrainerConfig,
+    default_data_port, load_run,
 };
 use ember_lm::{Error, Result};
 
@@ -168,14 +169,9 @@ fn distributed(o: &TrainArgs) -> Result<Option<DistributedConfig>> {
     if let Some(h) = &o.node_host {
         config.node_host = h.clone();
     }
-    let master_port = config
-        .orchestrator
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(29500);
     config.data_port = o
         .data_port
-        .unwrap_or_else(|| master_port.saturating_add(2 + config.node_rank as u16));
+        .unwrap_or_else(|| default_data_port(config.orchestrator_port(), config.node_rank));
     if let Some(t) = o.node_timeout {
         config.timeout = std::time::Duration::from_secs(t);
     }

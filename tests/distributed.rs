@@ -358,12 +358,50 @@ fn a_node_with_another_model_is_refused_at_the_start() {
 
 #[test]
 fn the_configuration_reads_torchrun_variables_and_refuses_bad_values() {
-    let config = DistributedConfig {
-        num_nodes: 2,
-        node_rank: 2,
-        ..Default::default()
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     };
-    assert!(config.validate().unwrap_err().to_string().contains("node_rank"));
+    // Nothing set: one node, the defaults.
+    let one = DistributedConfig::from_vars(|_| None).unwrap();
+    assert_eq!((one.num_nodes, one.node_rank, one.world_size()), (1, 0, 1));
+    assert_eq!(
+        (one.orchestrator.as_str(), one.data_port),
+        ("127.0.0.1:29500", 29502)
+    );
+    // torchrun with 2 processes per node on 2 nodes: global rank 3 is node 1's second process.
+    let c = DistributedConfig::from_vars(vars(&[
+        ("WORLD_SIZE", "4"),
+        ("LOCAL_WORLD_SIZE", "2"),
+        ("RANK", "3"),
+        ("MASTER_ADDR", "10.0.0.1"),
+        ("MASTER_PORT", "30000"),
+        ("EMBER_TIMEOUT_SECS", "7"),
+        ("EMBER_START_ORCHESTRATOR", "0"),
+    ]))
+    .unwrap();
+    assert_eq!((c.num_nodes, c.devices_per_node, c.node_rank), (2, 2, 1));
+    assert_eq!(
+        (c.orchestrator.as_str(), c.orchestrator_port()),
+        ("10.0.0.1:30000", 30000)
+    );
+    // 30000 + 2 + node rank 1 (30001 is the rendezvous).
+    assert_eq!(c.data_port, 30003);
+    assert_eq!((c.timeout, c.start_orchestrator), (Duration::from_secs(7), false));
+    assert_eq!((c.world_size(), c.global_rank(1)), (4, 3));
+    // Bad values name the variable or the field.
+    let err = DistributedConfig::from_vars(vars(&[("MASTER_PORT", "abc")])).unwrap_err();
+    assert!(err.to_string().contains("MASTER_PORT"), "{err}");
+    let err = DistributedConfig::from_vars(vars(&[("MASTER_PORT", "70000")])).unwrap_err();
+    assert!(err.to_string().contains("MASTER_PORT"), "{err}");
+    let err =
+        DistributedConfig::from_vars(vars(&[("WORLD_SIZE", "3"), ("LOCAL_WORLD_SIZE", "2")])).unwrap_err();
+    assert!(err.to_string().contains("LOCAL_WORLD_SIZE"), "{err}");
+    let err = DistributedConfig::from_vars(vars(&[("WORLD_SIZE", "2"), ("RANK", "2")])).unwrap_err();
+    assert!(err.to_string().contains("node_rank"), "{err}");
+    let err = DistributedConfig::from_vars(vars(&[("EMBER_TIMEOUT_SECS", "0")])).unwrap_err();
+    assert!(err.to_string().contains("timeout"), "{err}");
+    // A huge rank saturates the default port instead of overflowing.
+    assert_eq!(ember_lm::train::default_data_port(65000, 100_000), u16::MAX);
     let config = DistributedConfig {
         orchestrator: "nohost".into(),
         ..Default::default()
@@ -375,14 +413,6 @@ fn the_configuration_reads_torchrun_variables_and_refuses_bad_values() {
             .to_string()
             .contains("orchestrator")
     );
-    assert_eq!(DistributedConfig::default().world_size(), 1);
-    let config = DistributedConfig {
-        num_nodes: 3,
-        devices_per_node: 2,
-        node_rank: 1,
-        ..Default::default()
-    };
-    assert_eq!((config.world_size(), config.global_rank(1)), (6, 3));
 }
 
 /// A cluster that runs the orchestrator apart: `ember-orchestrator PORT`, and nodes started with

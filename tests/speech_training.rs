@@ -28,7 +28,8 @@ fn the_alphabet_encodes_decodes_and_refuses_what_it_lacks() {
     let alphabet = CharAlphabet::from_transcripts(["one two", "three"]).unwrap();
     assert_eq!(alphabet.chars(), &[' ', 'e', 'h', 'n', 'o', 'r', 't', 'w']);
     assert_eq!(alphabet.classes(), 9);
-    // Class 0 is the blank: ' ' is 1, 'e' is 2, ...
+    // Class 0 is the blank, then the sorted characters: ' ' 1, 'e' 2, 'h' 3, 'n' 4, 'o' 5, 'r' 6,
+    // 't' 7, 'w' 8; so "one two" is o n e ␣ t w o = 5 4 2 1 7 8 5.
     let labels = alphabet.encode("one two").unwrap();
     assert_eq!(labels, vec![5, 4, 2, 1, 7, 8, 5]);
     assert_eq!(alphabet.decode(&labels), "one two");

@@ -33,7 +33,7 @@ impl CtcTask {
 }
 
 /// Frames CTC needs to emit `labels`: one per label, plus a blank between repeats.
-pub(crate) fn frames_needed(labels: &[u32]) -> usize {
+fn frames_needed(labels: &[u32]) -> usize {
     labels.len() + labels.windows(2).filter(|w| w[0] == w[1]).count()
 }
 

@@ -62,7 +62,7 @@ pub use checkpoint::load_model;
 pub use classify::{ClassificationTask, predict_classes};
 pub use config::{EarlyStopping, Monitor, NonFinitePolicy, ProgressMode, TrainerConfig};
 pub use ctc::CtcTask;
-pub use distributed::DistributedConfig;
+pub use distributed::{DistributedConfig, default_data_port};
 #[cfg(feature = "collective")]
 pub use distributed::{fit_distributed, run_orchestrator};
 pub use encoder::{EncoderClassificationTask, MaskedLmTask, TokenClassificationTask};

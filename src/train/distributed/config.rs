@@ -52,17 +52,6 @@ impl Default for DistributedConfig {
     }
 }
 
-/// Reads `name` from the environment and parses it, or `None` when it is unset.
-fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
-    match std::env::var(name) {
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
-            module: "DistributedConfig",
-            message: format!("environment variable {name} must be a number, found {v:?}"),
-        }),
-        Err(_) => Ok(None),
-    }
-}
-
 impl DistributedConfig {
     /// The configuration `torchrun` users know, from the environment:
     ///
@@ -81,15 +70,35 @@ impl DistributedConfig {
     /// `WORLD_SIZE` that is not a multiple of `LOCAL_WORLD_SIZE`, is an [`Error::Config`]
     /// naming the variable.
     pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `get` (a launcher's own
+    /// table, or a test's).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        // Reads `name` and parses it, or `None` when it is unset.
+        fn parse<T: std::str::FromStr>(
+            get: &dyn Fn(&str) -> Option<String>,
+            name: &str,
+        ) -> Result<Option<T>> {
+            match get(name) {
+                Some(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
+                    module: "DistributedConfig",
+                    message: format!("environment variable {name} must be a number, found {v:?}"),
+                }),
+                None => Ok(None),
+            }
+        }
+        let env = |name: &str| -> Result<Option<u64>> { parse(&get, name) };
         let defaults = Self::default();
-        let devices: usize = env("LOCAL_WORLD_SIZE")?.unwrap_or(1);
-        let world: usize = env("WORLD_SIZE")?.unwrap_or(devices);
-        let node_rank: usize = match env("NODE_RANK")? {
-            Some(r) => r,
-            None => env::<usize>("RANK")?.unwrap_or(0) / devices.max(1),
+        let devices = env("LOCAL_WORLD_SIZE")?.unwrap_or(1) as usize;
+        let world = env("WORLD_SIZE")?.map_or(devices, |w| w as usize);
+        let node_rank = match env("NODE_RANK")? {
+            Some(r) => r as usize,
+            None => env("RANK")?.unwrap_or(0) as usize / devices.max(1),
         };
-        let host = std::env::var("MASTER_ADDR").unwrap_or_else(|_| "127.0.0.1".into());
-        let port: u16 = env("MASTER_PORT")?.unwrap_or(29500);
+        let host = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
+        let port: u16 = parse(&get, "MASTER_PORT")?.unwrap_or(29500);
         if devices == 0 || !world.is_multiple_of(devices) {
             return Err(Error::Config {
                 module: "DistributedConfig",
@@ -103,13 +112,22 @@ impl DistributedConfig {
             node_rank,
             devices_per_node: devices,
             orchestrator: format!("{host}:{port}"),
-            node_host: std::env::var("EMBER_NODE_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
-            data_port: env("EMBER_DATA_PORT")?.unwrap_or(port.saturating_add(2 + node_rank as u16)),
-            start_orchestrator: env::<u8>("EMBER_START_ORCHESTRATOR")?.is_none_or(|v| v != 0),
-            timeout: env::<u64>("EMBER_TIMEOUT_SECS")?.map_or(defaults.timeout, Duration::from_secs),
+            node_host: get("EMBER_NODE_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            data_port: parse(&get, "EMBER_DATA_PORT")?.unwrap_or(default_data_port(port, node_rank)),
+            start_orchestrator: env("EMBER_START_ORCHESTRATOR")?.is_none_or(|v| v != 0),
+            timeout: env("EMBER_TIMEOUT_SECS")?.map_or(defaults.timeout, Duration::from_secs),
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The orchestrator's port (29500 when `orchestrator` does not parse, which
+    /// [`validate`](Self::validate) refuses).
+    pub fn orchestrator_port(&self) -> u16 {
+        self.orchestrator
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(29500)
     }
 
     /// Replicas in the whole run.
@@ -163,4 +181,12 @@ impl DistributedConfig {
         }
         Ok(())
     }
+}
+
+/// A node's default data port: the orchestrator's port + 2 + its rank (+ 1 is the rendezvous),
+/// saturating rather than wrapping.
+pub fn default_data_port(orchestrator_port: u16, node_rank: usize) -> u16 {
+    orchestrator_port
+        .saturating_add(2)
+        .saturating_add(u16::try_from(node_rank).unwrap_or(u16::MAX))
 }

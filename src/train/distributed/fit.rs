@@ -39,17 +39,13 @@ fn run_global_orchestrator(port: u16) -> Result<()> {
     Ok(())
 }
 
-/// The rendezvous address: the orchestrator's host, its port + 1.
-fn rendezvous_address(config: &DistributedConfig) -> Result<String> {
-    let (host, port) = config
+/// The rendezvous address: the orchestrator's host, its port + 1 (the configuration is valid).
+fn rendezvous_address(config: &DistributedConfig) -> String {
+    let host = config
         .orchestrator
         .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .ok_or_else(|| Error::Config {
-            module: "DistributedConfig",
-            message: format!("orchestrator must be host:port, found {:?}", config.orchestrator),
-        })?;
-    Ok(format!("{host}:{}", port.saturating_add(1)))
+        .map_or("127.0.0.1", |(h, _)| h);
+    format!("{host}:{}", config.orchestrator_port().saturating_add(1))
 }
 
 /// What every node must agree on: compared with node 0's at the rendezvous.
@@ -144,12 +140,8 @@ where
             train.num_batches()
         )));
     }
-    let rendezvous = rendezvous_address(config)?;
-    let orchestrator_port = config
-        .orchestrator
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(29500);
+    let rendezvous = rendezvous_address(config);
+    let orchestrator_port = config.orchestrator_port();
     let node_rank = config.node_rank;
     let start_orchestrator = config.start_orchestrator;
     let timeout = config.timeout;

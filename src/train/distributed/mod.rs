@@ -18,6 +18,6 @@ mod rendezvous;
 #[cfg(feature = "collective")]
 pub(crate) mod replica;
 
-pub use config::DistributedConfig;
+pub use config::{DistributedConfig, default_data_port};
 #[cfg(feature = "collective")]
 pub use fit::{fit_distributed, run_orchestrator};

@@ -22,11 +22,9 @@ enum Job<G: Backend> {
     Register(G::Device, CollectiveConfig),
     /// Leaving the collective at the end.
     Finish,
-    /// `all_reduce(Mean)` of each tensor, in order.
-    AllReduce(Vec<FloatTensor<G>>),
-    /// `all_reduce(Sum)` of each tensor: a broadcast when only the root sends values and the
-    /// others zeros (burn-collective 0.21 has no broadcast between nodes; `x + 0` is exact).
-    Sum(Vec<FloatTensor<G>>),
+    /// `all_reduce` of each tensor with the operation, in order (`Sum` with zeros everywhere but
+    /// the root is a broadcast: burn-collective 0.21 has none between nodes, and `x + 0` is exact).
+    AllReduce(Vec<FloatTensor<G>>, ReduceOperation),
 }
 
 type Answer<G> = std::result::Result<Vec<FloatTensor<G>>, String>;
@@ -50,14 +48,10 @@ impl<G: Backend> Reducer<G> {
                         burn_collective::register::<G>(peer, device, config).map(|()| Vec::new())
                     }
                     Job::Finish => burn_collective::finish_collective::<G>(peer).map(|()| Vec::new()),
-                    Job::AllReduce(tensors) => tensors
+                    Job::AllReduce(tensors, op) => tensors
                         .into_iter()
-                        .map(|t| burn_collective::all_reduce::<G>(peer, t, ReduceOperation::Mean))
+                        .map(|t| burn_collective::all_reduce::<G>(peer, t, op))
                         .collect::<std::result::Result<Vec<_>, _>>(),
-                    Job::Sum(tensors) => tensors
-                        .into_iter()
-                        .map(|t| burn_collective::all_reduce::<G>(peer, t, ReduceOperation::Sum))
-                        .collect(),
                 };
                 if answer_tx.send(answer.map_err(|e| format!("{e:?}"))).is_err() {
                     return;
@@ -87,27 +81,17 @@ impl<G: Backend> Reducer<G> {
         self.run(Job::Finish, "finishing", step, status).map(|_| ())
     }
 
-    /// The means of `tensors` over all replicas, in order. `what` and `step` name the operation
-    /// in errors; `status` describes the nodes when it times out.
+    /// `op` (mean or sum) of each of `tensors` over all replicas, in order. `what` and `step`
+    /// name the operation in errors; `status` describes the nodes when it times out.
     pub(crate) fn all_reduce(
         &self,
         tensors: Vec<FloatTensor<G>>,
+        op: ReduceOperation,
         what: &str,
         step: u64,
         status: &dyn Fn() -> String,
     ) -> Result<Vec<FloatTensor<G>>> {
-        self.run(Job::AllReduce(tensors), what, step, status)
-    }
-
-    /// The sums of `tensors` over all replicas, in order.
-    pub(crate) fn sum(
-        &self,
-        tensors: Vec<FloatTensor<G>>,
-        what: &str,
-        step: u64,
-        status: &dyn Fn() -> String,
-    ) -> Result<Vec<FloatTensor<G>>> {
-        self.run(Job::Sum(tensors), what, step, status)
+        self.run(Job::AllReduce(tensors, op), what, step, status)
     }
 
     fn run(

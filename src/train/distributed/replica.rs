@@ -19,6 +19,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 
+use burn_collective::ReduceOperation;
+
 use super::reducer::Reducer;
 use crate::{Error, Result};
 
@@ -117,10 +119,13 @@ pub(crate) fn all_reduce<B: AutodiffBackend, M: AutodiffModule<B>>(
         // into one slice per node along a dimension at least that long.
         let loss = Tensor::<B::InnerBackend, 1>::from_floats([loss; LOSS_SLOTS], device);
         tensors.push(loss.into_primitive().tensor());
-        let mut reduced =
-            replica
-                .reducer
-                .all_reduce(tensors, "gradient all-reduce", step, &*replica.status)?;
+        let mut reduced = replica.reducer.all_reduce(
+            tensors,
+            ReduceOperation::Mean,
+            "gradient all-reduce",
+            step,
+            &*replica.status,
+        )?;
         let loss = reduced.pop().map(|t| {
             Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(t))
                 .slice(0..1)
@@ -183,9 +188,13 @@ pub(crate) fn broadcast_parameters<B: AutodiffBackend, M: AutodiffModule<B>>(
             values: Vec::new(),
         };
         model.visit(&mut values);
-        let received = replica
-            .reducer
-            .sum(values.values, "parameter broadcast", step, &*replica.status)?;
+        let received = replica.reducer.all_reduce(
+            values.values,
+            ReduceOperation::Sum,
+            "parameter broadcast",
+            step,
+            &*replica.status,
+        )?;
         Ok(model.map(&mut Replace::<B::InnerBackend> {
             values: received.into_iter(),
         }))
