@@ -66,6 +66,10 @@ impl<P: Protocol> SyncService<P> {
                 .expect("Peer closed connection unexpectedly");
         }
         loop {
+            // Registered before the check: `notify_waiters` wakes only the `Notified` futures
+            // that exist when it is called, so a peer's request arriving between the check and a
+            // later `notified()` would be missed and this sync would wait forever.
+            let peer_synced = self.sync_notif.notified();
             {
                 // compare currently synced peers with list of all nodes
                 let mut shared = self.syncing_peers.lock().unwrap();
@@ -83,7 +87,7 @@ impl<P: Protocol> SyncService<P> {
                 }
             }
             // Wait for the next sync to come in
-            self.sync_notif.notified().await
+            peer_synced.await
         }
     }
 
