@@ -30,14 +30,10 @@ const STEPS: u64 = 6;
 /// The run every node makes: AdamW, or SGD (updates linear in the gradients) with `sgd`.
 fn trainer(width: usize, out: Option<PathBuf>, sgd: bool) -> Trainer<B, GptLmTask> {
     let config = gpt_config(0.0).with_n_embd(width);
-    // The same initial weights in every process: seeded, one replica at a time (burn's generator
-    // is global to the backend).
-    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let model = {
-        let _turn = INIT.lock().unwrap_or_else(|p| p.into_inner());
-        <B as burn::tensor::backend::Backend>::seed(&Default::default(), 7);
-        same_gpts::<B>(&config, 1).remove(0)
-    };
+    // The same initial weights in every process and every run: seeded here, and the replicas'
+    // builds take turns (burn's generator is global to the backend, and `Trainer::new` seeds it).
+    <B as burn::tensor::backend::Backend>::seed(&Default::default(), 7);
+    let model = same_gpts::<B>(&config, 1).remove(0);
     Trainer::new(
         quiet()
             .with_max_steps(Some(STEPS))
@@ -112,6 +108,14 @@ fn node() {
             std::process::exit(3);
         }
     }
+}
+
+/// Held by each test that starts nodes, for its whole length. Clusters running at once in one
+/// test binary would compete for free ports: a port chosen free can be taken before its node
+/// binds it (and another cluster's node may be the one listening there).
+fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CLUSTER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A port free on 127.0.0.1 whose successor is free too (the rendezvous listens there).
@@ -236,8 +240,49 @@ fn reference_of(n: usize, sgd: bool) -> Vec<Vec<u64>> {
         .collect()
 }
 
+/// burn-collective keeps one collective per process: two data-parallel runs started at once
+/// take turns instead of refusing each other's registration (`MultipleRegister`).
+#[test]
+fn two_data_parallel_runs_in_one_process_take_turns() {
+    let runs: Vec<_> = (0..2).map(|_| std::thread::spawn(reference)).collect();
+    let ends: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(ends[0] == ends[1], "the two runs ended differently");
+}
+
+/// The replicas' builds run one at a time in rank order: each seeds burn's global generator and
+/// initialises a model, and `Trainer::new` seeds it again, so interleaved builds would give rank 0
+/// (whose parameters every replica starts from) a model that depends on thread timing.
+#[test]
+fn replicas_are_built_one_at_a_time_in_rank_order() {
+    let events = std::sync::Mutex::new(Vec::new());
+    let devices: Vec<_> = (0..3).map(|_| Default::default()).collect();
+    let ends = fit_data_parallel::<B, GptLmTask, _>(
+        &devices,
+        |rank, _| {
+            events.lock().unwrap().push(format!("start {rank}"));
+            // Long enough for the other threads to reach their builds.
+            std::thread::sleep(Duration::from_millis(50));
+            let t = trainer(16, None, false);
+            events.lock().unwrap().push(format!("end {rank}"));
+            Ok(t)
+        },
+        &gpt_windows(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        events.into_inner().unwrap(),
+        ["start 0", "end 0", "start 1", "end 1", "start 2", "end 2"]
+    );
+    assert!(
+        ends.iter()
+            .all(|(_, m)| param_values(m) == param_values(&ends[0].1))
+    );
+}
+
 #[test]
 fn two_nodes_train_as_two_local_replicas_bit_for_bit() {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("two-nodes");
     let dirs = [base.join("n0"), base.join("n1")];
     let results = wait(&dirs, start(&dirs, |_| Vec::new()), Duration::from_secs(120));
@@ -264,6 +309,7 @@ fn two_nodes_train_as_two_local_replicas_bit_for_bit() {
 /// 1e-6 (allowed). All three nodes agree bit for bit: each receives the same reduced sums.
 #[test]
 fn three_nodes_agree_and_match_three_local_replicas_to_rounding() {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("three-nodes");
     let dirs = [base.join("n0"), base.join("n1"), base.join("n2")];
     let results = wait(
@@ -291,6 +337,7 @@ fn three_nodes_agree_and_match_three_local_replicas_to_rounding() {
 
 #[test]
 fn a_dead_node_stops_the_other_and_both_resume_to_the_same_end() {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("dead-node");
     let dirs = [base.join("n0"), base.join("n1")];
     let started = Instant::now();
@@ -330,6 +377,7 @@ fn a_dead_node_stops_the_other_and_both_resume_to_the_same_end() {
 
 #[test]
 fn a_node_with_another_model_is_refused_at_the_start() {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("mismatch");
     let dirs = [base.join("n0"), base.join("n1")];
     let results = wait(
@@ -419,6 +467,7 @@ fn the_configuration_reads_torchrun_variables_and_refuses_bad_values() {
 /// `EMBER_START_ORCHESTRATOR=0`; the run ends as with node 0's own orchestrator.
 #[test]
 fn nodes_train_with_the_orchestrator_binary() {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("orchestrator-bin");
     let dirs = [base.join("n0"), base.join("n1")];
     let master = free_port_pair();
@@ -444,27 +493,52 @@ fn nodes_train_with_the_orchestrator_binary() {
     std::fs::remove_dir_all(&base).ok();
 }
 
-/// An orchestrator port already taken is an error at once, not a wait for the timeout.
-#[test]
-fn a_taken_orchestrator_port_is_an_error_at_once() {
+/// Node 0 of two, alone, with a port already taken (the orchestrator's, or its data port when
+/// `data` is set): it must fail on the port at once, before waiting for node 1.
+fn a_taken_port_is_an_error_at_once(data: bool) {
+    let _cluster = one_cluster_at_a_time();
     let base = tmp("port-taken");
     let dirs = [base.join("n0")];
-    let master = free_port_pair();
-    let _taken = TcpListener::bind(("0.0.0.0", master)).unwrap();
+    let taken = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
     let started = Instant::now();
-    // Node 0 of two, alone: it must fail on the port before waiting for node 1.
-    let results = wait(
-        &dirs,
-        start_at(master, &dirs, |_| vec![("WORLD_SIZE", "2".into())]),
-        Duration::from_secs(60),
-    );
+    let env = |_| {
+        let mut env = vec![("WORLD_SIZE", "2".to_string())];
+        if data {
+            env.push(("EMBER_DATA_PORT", port.to_string()));
+        }
+        env
+    };
+    let children = if data {
+        start(&dirs, env)
+    } else {
+        start_at(port, &dirs, env)
+    };
+    let results = wait(&dirs, children, Duration::from_secs(60));
     let (code, err) = &results[0];
     assert_eq!(*code, Some(3), "{err}");
-    assert!(err.contains("cannot listen on port"), "{err}");
+    let setting = if data { "data_port" } else { "orchestrator port" };
+    assert!(
+        err.contains(&format!("cannot listen on port {port}")) && err.contains(setting),
+        "{err}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
     );
     std::fs::remove_dir_all(&base).ok();
+}
+
+/// An orchestrator port already taken is an error at once, not a wait for the timeout.
+#[test]
+fn a_taken_orchestrator_port_is_an_error_at_once() {
+    a_taken_port_is_an_error_at_once(false);
+}
+
+/// A data port already taken is an error at once: burn's data service would only log it, and the
+/// other nodes would exchange tensors with whatever listens there.
+#[test]
+fn a_taken_data_port_is_an_error_at_once() {
+    a_taken_port_is_an_error_at_once(true);
 }

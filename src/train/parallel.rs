@@ -33,12 +33,18 @@ mod imp {
     ///
     /// `build(rank, device)` makes each replica's trainer; its model need not match the others'
     /// (rank 0's parameters are broadcast before the first step), but every replica must be built
-    /// with the same configuration. Rank 0 keeps the run directory and the progress display; the
-    /// others write nothing. Checkpoints hold rank 0's state and resume like any other (`build`
-    /// can call [`Trainer::resume`]).
+    /// with the same configuration. The calls run one at a time in rank order, so a `build` that
+    /// seeds burn's generator and initialises a model gives rank 0 the same model every run.
+    ///
+    /// Rank 0 keeps the run directory and the progress display; the others write nothing.
+    /// Checkpoints hold rank 0's state and resume like any other (`build` can call
+    /// [`Trainer::resume`]).
     ///
     /// An error in one replica (a bad batch, say) is returned; the other replicas then give up
     /// at their next all-reduce after [`DistributedConfig::timeout`] (default 300 s).
+    ///
+    /// burn-collective keeps one collective per process: a second data-parallel or distributed
+    /// run started in the same process while one trains waits for it to end.
     pub fn fit_data_parallel<B, T, F>(
         devices: &[B::Device],
         build: F,
@@ -65,13 +71,15 @@ mod imp {
         }
         let timeout = DistributedConfig::default().timeout;
         let build = &build;
+        let _turn = replica::one_run_at_a_time();
+        let builds = &replica::BuildTurns::new();
         std::thread::scope(|scope| {
             let handles: Vec<_> = devices
                 .iter()
                 .enumerate()
                 .map(|(rank, device)| {
                     scope.spawn(move || -> Result<(FitReport, T::Model)> {
-                        let mut trainer = build(rank, device)?;
+                        let mut trainer = builds.take(rank, || build(rank, device))?;
                         let status: Arc<dyn Fn() -> String + Send + Sync> =
                             Arc::new(|| "the replicas are threads of this process".into());
                         let reducer = Reducer::<B::InnerBackend>::start(PeerId::from(rank), timeout);

@@ -39,6 +39,21 @@ fn run_global_orchestrator(port: u16) -> Result<()> {
     Ok(())
 }
 
+/// Fails at once when `port` is taken. burn's servers (the orchestrator, a node's data service)
+/// only log a port they cannot take: the nodes would wait until the timeout, or exchange tensors
+/// with whatever else listens there.
+fn port_free(port: u16, operation: &str, setting: &str) -> Result<()> {
+    std::net::TcpListener::bind(("0.0.0.0", port))
+        .map(drop)
+        .map_err(|e| Error::Collective {
+            operation: operation.into(),
+            message: format!(
+                "cannot listen on port {port}: {e} (another run, or a port in the system's range \
+                 for outgoing connections: choose another {setting})"
+            ),
+        })
+}
+
 /// The rendezvous address: the orchestrator's host, its port + 1 (the configuration is valid).
 fn rendezvous_address(config: &DistributedConfig) -> String {
     let host = config
@@ -97,7 +112,7 @@ fn describe_status(
 
 /// Trains this node's replicas as part of a run over `config.num_nodes` nodes, each running the
 /// same program. `build(global_rank, device)` makes each replica's trainer, as for
-/// [`fit_data_parallel`](crate::train::fit_data_parallel); to resume, each node resumes its
+/// [`fit_data_parallel`](crate::train::fit_data_parallel) (one call at a time, in rank order); to resume, each node resumes its
 /// own run directory (all nodes must stand at the same step, which the rendezvous checks).
 ///
 /// Global rank 0 shows progress; the first replica of every node writes its run directory
@@ -140,6 +155,7 @@ where
             train.num_batches()
         )));
     }
+    port_free(config.data_port, "data service", "data_port")?;
     let rendezvous = rendezvous_address(config);
     let orchestrator_port = config.orchestrator_port();
     let node_rank = config.node_rank;
@@ -152,15 +168,7 @@ where
         Arc::new(Mutex::new(Some(Default::default())));
     let join = |me: serde_json::Value| -> Result<()> {
         if node_rank == 0 && start_orchestrator {
-            // burn's orchestrator only logs a port it cannot take, and the nodes would wait for
-            // it until the timeout: try the port first.
-            drop(std::net::TcpListener::bind(("0.0.0.0", orchestrator_port)).map_err(|e| Error::Collective {
-                operation: "orchestrator".into(),
-                message: format!(
-                    "cannot listen on port {orchestrator_port}: {e} (another run, or a port in the system's range for \
-                     outgoing connections: choose another orchestrator port)"
-                ),
-            })?);
+            port_free(orchestrator_port, "orchestrator", "orchestrator port")?;
             serve_rendezvous(orchestrator_port.saturating_add(1))?;
             std::thread::spawn(move || run_global_orchestrator(orchestrator_port));
         }
@@ -212,6 +220,8 @@ where
         .map(|_| std::sync::mpsc::channel::<Option<String>>())
         .collect();
     let build = &build;
+    let _turn = super::replica::one_run_at_a_time();
+    let builds = &super::replica::BuildTurns::new();
     std::thread::scope(|scope| {
         let mut go = Vec::new();
         let handles: Vec<_> = gates
@@ -224,7 +234,7 @@ where
                 let describe_tx = (local == 0).then(|| describe_tx.clone());
                 let (collective, status, on_step) = (collective.clone(), status.clone(), on_step.clone());
                 scope.spawn(move || -> Result<(FitReport, T::Model)> {
-                    let built = build(rank, device);
+                    let built = builds.take(local, || build(rank, device));
                     if let (Some(tx), Ok(trainer)) = (&describe_tx, &built) {
                         let valid = valid.map(|v| v as &dyn Batches<T::Batch>);
                         let _ = tx.send(description(config, trainer, train, valid));

@@ -38,6 +38,52 @@ pub(crate) struct Replica<G: Backend> {
     pub on_step: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
+/// Taken for a whole run by [`fit_data_parallel`](crate::train::fit_data_parallel) and
+/// [`fit_distributed`](super::fit_distributed): burn-collective's local server is one per process,
+/// so two runs registering at once would refuse each other (`MultipleRegister`). A second run in
+/// the same process waits for the first to end.
+pub(crate) fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RUN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs the replica threads' `build` calls one at a time, in rank order. A build usually seeds
+/// burn's generator (global to the backend) and initialises a model, and a trainer seeds it
+/// again: interleaved, one thread's seeding lands in the middle of another's initialisation and
+/// rank 0's model (the one every replica starts from) would depend on thread timing.
+pub(crate) struct BuildTurns {
+    next: std::sync::Mutex<usize>,
+    turn: std::sync::Condvar,
+}
+
+impl BuildTurns {
+    pub(crate) fn new() -> Self {
+        Self {
+            next: std::sync::Mutex::new(0),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for turn `index` (0, 1, … in order), runs `build`, and passes the turn on, also
+    /// when `build` fails or panics.
+    pub(crate) fn take<R>(&self, index: usize, build: impl FnOnce() -> R) -> R {
+        struct PassOn<'a>(&'a BuildTurns);
+        impl Drop for PassOn<'_> {
+            fn drop(&mut self) {
+                *self.0.next.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                self.0.turn.notify_all();
+            }
+        }
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        while *next != index {
+            next = self.turn.wait(next).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(next);
+        let _pass_on = PassOn(self);
+        build()
+    }
+}
+
 thread_local! {
     static REPLICA: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
 }
