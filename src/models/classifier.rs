@@ -4,9 +4,10 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::models::ModelInit;
 use crate::nn::lookup;
 use crate::nn::{
     AttentionMasks, CellType, PositionsConfig, Recurrent, RecurrentConfig, SinusoidalPositions, TorchLinear,
@@ -72,11 +73,22 @@ pub struct SequenceClassifierConfig {
     /// Dropout on the embeddings and before the head (and inside the encoder). Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// How the embedding and the head are drawn. `None` (the default) is
+    /// [`ModelInit::TorchModules`] (`nn.Embedding` and `nn.Linear`); [`ModelInit::WordLanguageModel`]
+    /// draws both `U(-0.1, 0.1)` with a zero bias. The encoder is initialised as its `torch.nn`
+    /// counterpart either way.
+    #[config(default = "None")]
+    pub init: Option<ModelInit>,
 }
 
 impl SequenceClassifierConfig {
-    /// Builds the classifier (embedding `N(0, 1)` as `nn.Embedding`, head as `nn.Linear`).
+    /// Builds the classifier with the [`init`](Self::init) scheme (by default the embedding
+    /// `N(0, 1)` as `nn.Embedding`, the head as `nn.Linear`).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<SequenceClassifier<B>> {
+        let scheme = self.init.unwrap_or(ModelInit::TorchModules).check(
+            "SequenceClassifierConfig",
+            &[ModelInit::TorchModules, ModelInit::WordLanguageModel],
+        )?;
         if self.vocab_size == 0 || self.embed_size == 0 || self.num_classes < 2 {
             return Err(Error::Config {
                 module: "SequenceClassifierConfig",
@@ -127,13 +139,9 @@ impl SequenceClassifierConfig {
             ),
         };
         Ok(SequenceClassifier {
-            embedding: Param::from_tensor(Tensor::random(
-                [self.vocab_size, self.embed_size],
-                Distribution::Normal(0.0, 1.0),
-                device,
-            )),
+            embedding: scheme.embedding(self.vocab_size, self.embed_size, device),
             encoder,
-            head: TorchLinear::new(width, self.num_classes, true, device),
+            head: scheme.output_layer(width, self.num_classes, true, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
             bidirectional: matches!(

@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Distribution, Int, Tensor};
 
+use crate::models::ModelInit;
 use crate::nn::{
     AttentionMasks, FeedForwardActivation, KvCache, LearnedPositions, PositionsConfig, TorchLayerNorm,
     TorchLinear, TransformerEncoderLayer, TransformerEncoderLayerConfig,
@@ -62,6 +63,13 @@ pub struct GptConfig {
     /// Share the LM head's weight with the token embedding. Default true, as GPT-2 and nanoGPT.
     #[config(default = true)]
     pub tie_weights: bool,
+    /// How the weights are drawn. `None` (the default) is [`ModelInit::Gpt2`] (GPT-2's and
+    /// nanoGPT's `_init_weights`); [`ModelInit::TorchModules`] is nanoGPT's modules without it
+    /// (`nn.Linear` and `nn.Embedding` defaults, the tied weight being the head's), 0.32 nats
+    /// behind on Tiny Shakespeare at 1000 steps (`docs/benchmarks.md`, "Learning quality at equal
+    /// steps").
+    #[config(default = "None")]
+    pub init: Option<ModelInit>,
 }
 
 /// A GPT: token and learned position embeddings, pre-norm Transformer blocks with causal
@@ -155,10 +163,17 @@ impl GptConfig {
             .with_activation(FeedForwardActivation::Gelu)
     }
 
-    /// Builds the model with GPT-2's initialisation (as nanoGPT): weights `N(0, 0.02)`, the
-    /// residual output projections `N(0, 0.02 / sqrt(2 n_layer))`, zero biases, unit norms. An
-    /// [`Error::Config`] for zero sizes or `n_embd` not divisible by `n_head`.
+    /// Builds the model with the [`init`](Self::init) scheme. `Gpt2` (GPT-2's, as nanoGPT):
+    /// weights `N(0, 0.02)`, the residual output projections `N(0, 0.02 / sqrt(2 n_layer))`,
+    /// zero biases, unit norms. `TorchModules`: every projection as `nn.Linear` (weight and bias
+    /// `U(±1/√in)`), the position table `N(0, 1)` as `nn.Embedding`, the token table `N(0, 1)`,
+    /// or the head's `U(±1/√n_embd)` when tied (nanoGPT's `wte.weight = lm_head.weight`). An
+    /// [`Error::Config`] for zero sizes, `n_embd` not divisible by `n_head`, or another scheme.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Gpt<B>> {
+        let scheme = self
+            .init
+            .unwrap_or(ModelInit::Gpt2)
+            .check("GptConfig", &[ModelInit::Gpt2, ModelInit::TorchModules])?;
         if self.vocab_size == 0 || self.block_size == 0 || self.n_layer == 0 {
             return Err(Error::Config {
                 module: "GptConfig",
@@ -197,6 +212,17 @@ impl GptConfig {
             .map(|_| {
                 let mut block = layer.init::<B>(device)?;
                 let attn = &mut block.self_attn;
+                if scheme == ModelInit::TorchModules {
+                    // nanoGPT's `c_attn` and `c_proj` are `nn.Linear`s, not `nn.MultiheadAttention`'s
+                    // Xavier projections; the feed-forward layers already are `nn.Linear`s.
+                    let [rows, cols] = attn.in_proj_weight.dims();
+                    let qkv = TorchLinear::<B>::new(cols, rows, attn.in_proj_bias.is_some(), device);
+                    (attn.in_proj_weight, attn.in_proj_bias) = (qkv.weight, qkv.bias);
+                    let [rows, cols] = attn.out_proj_weight.dims();
+                    let out = TorchLinear::<B>::new(cols, rows, attn.out_proj_bias.is_some(), device);
+                    (attn.out_proj_weight, attn.out_proj_bias) = (out.weight, out.bias);
+                    return Ok(block);
+                }
                 attn.in_proj_weight = normal(attn.in_proj_weight.dims(), 0.02);
                 attn.in_proj_bias = zero_bias(attn.in_proj_bias.take());
                 attn.out_proj_weight = normal(attn.out_proj_weight.dims(), residual_std);
@@ -208,14 +234,29 @@ impl GptConfig {
                 Ok(block)
             })
             .collect::<Result<Vec<_>>>()?;
-        let lm_head = (!self.tie_weights).then(|| {
-            let mut head = TorchLinear::new(d, self.vocab_size, false, device);
-            head.weight = normal([self.vocab_size, d], 0.02);
-            head
-        });
+        let v = self.vocab_size;
+        let (wte, lm_head) = match (scheme, self.tie_weights) {
+            (ModelInit::TorchModules, true) => (TorchLinear::new(d, v, false, device).weight, None),
+            (ModelInit::TorchModules, false) => (
+                scheme.embedding(v, d, device),
+                Some(TorchLinear::new(d, v, false, device)),
+            ),
+            _ => {
+                let lm_head = (!self.tie_weights).then(|| {
+                    let mut head = TorchLinear::new(d, v, false, device);
+                    head.weight = normal([v, d], 0.02);
+                    head
+                });
+                (normal([v, d], 0.02), lm_head)
+            }
+        };
+        let mut wpe = PositionsConfig::new(d, self.block_size).init_learned(device)?;
+        if scheme == ModelInit::TorchModules {
+            wpe.weight = scheme.embedding(self.block_size, d, device);
+        }
         Ok(Gpt {
-            wte: normal([self.vocab_size, d], 0.02),
-            wpe: PositionsConfig::new(d, self.block_size).init_learned(device)?,
+            wte,
+            wpe,
             h,
             ln_f: TorchLayerNorm::new(d, self.layer_norm_eps, self.bias, device),
             lm_head,

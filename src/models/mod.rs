@@ -6,6 +6,7 @@ mod gpt;
 mod gpt_hf;
 mod gpt_names;
 mod gpt_padded;
+mod init;
 mod language_model;
 mod rnn_lm;
 mod rnn_seq2seq;
@@ -16,6 +17,7 @@ pub use classifier::{
 };
 pub use conditioned::{Conditioned, Seq2SeqModel};
 pub use gpt::{Gpt, GptCache, GptConfig};
+pub use init::ModelInit;
 pub use language_model::{LanguageModel, RnnLmState};
 pub(crate) use language_model::{check_prompts, check_row_indices, index_tensor};
 pub use rnn_lm::{RnnLm, RnnLmConfig};

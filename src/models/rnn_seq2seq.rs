@@ -6,10 +6,11 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::io::{TorchWeights, WeightPath};
+use crate::models::ModelInit;
 use crate::nn::lookup;
 use crate::nn::{CellType, Recurrent, RecurrentConfig, RecurrentState, TorchLinear};
 use crate::{Backend, Error, Result};
@@ -43,11 +44,21 @@ pub struct RnnSeq2SeqConfig {
     /// Dropout on the embeddings. Default 0.1 (the tutorial's).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// How the embeddings and the output layer are drawn. `None` (the default) is
+    /// [`ModelInit::TorchModules`], the tutorial's (its modules keep their own initialisation);
+    /// [`ModelInit::WordLanguageModel`] draws them `U(-0.1, 0.1)` with a zero output bias. Attention and
+    /// recurrent layers are initialised as their `torch.nn` counterparts either way.
+    #[config(default = "None")]
+    pub init: Option<ModelInit>,
 }
 
 impl RnnSeq2SeqConfig {
-    /// Builds the model with PyTorch's default initialisations.
+    /// Builds the model with the [`init`](Self::init) scheme.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<RnnSeq2Seq<B>> {
+        let scheme = self.init.unwrap_or(ModelInit::TorchModules).check(
+            "RnnSeq2SeqConfig",
+            &[ModelInit::TorchModules, ModelInit::WordLanguageModel],
+        )?;
         let h = self.hidden_size;
         if self.src_vocab_size == 0 || self.tgt_vocab_size == 0 || h == 0 {
             return Err(Error::Config {
@@ -69,17 +80,16 @@ impl RnnSeq2SeqConfig {
             "the target embedding (tgt_vocab_size × hidden_size)",
             &[self.tgt_vocab_size, h],
         )?;
-        let normal = Distribution::Normal(0.0, 1.0);
         Ok(RnnSeq2Seq {
-            encoder_embedding: Param::from_tensor(Tensor::random([self.src_vocab_size, h], normal, device)),
+            encoder_embedding: scheme.embedding(self.src_vocab_size, h, device),
             encoder_rnn: RecurrentConfig::new(self.cell, h, h).init(device)?,
-            decoder_embedding: Param::from_tensor(Tensor::random([self.tgt_vocab_size, h], normal, device)),
+            decoder_embedding: scheme.embedding(self.tgt_vocab_size, h, device),
             attn_wa: (self.score != AttentionScore::LuongDot)
                 .then(|| TorchLinear::new(h, h, self.score == AttentionScore::Bahdanau, device)),
             attn_ua: (self.score == AttentionScore::Bahdanau).then(|| TorchLinear::new(h, h, true, device)),
             attn_va: (self.score == AttentionScore::Bahdanau).then(|| TorchLinear::new(h, 1, true, device)),
             decoder_rnn: RecurrentConfig::new(self.cell, 2 * h, h).init(device)?,
-            out: TorchLinear::new(h, self.tgt_vocab_size, true, device),
+            out: scheme.output_layer(h, self.tgt_vocab_size, true, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             score: self.score,
         })
