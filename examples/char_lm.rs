@@ -15,8 +15,9 @@
 //! has left to learn.
 //!
 //! `char_lm --help` and `char_lm generate --help` list every option with its default: the model
-//! family and sizes, device, learning rate, batch size, steps, validation and checkpoint intervals,
-//! seed and run directory; and for `generate`, the run to load and the sampling settings.
+//! family, sizes and initialisation (`--init`), device, learning rate, batch size, steps,
+//! validation and checkpoint intervals, seed and run directory; and for `generate`, the run to
+//! load and the sampling settings.
 
 use std::path::PathBuf;
 
@@ -39,7 +40,7 @@ use ember_lm::{Error, Result};
 mod cli;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cli::Device;
+use cli::{Device, Init};
 
 /// Train a character-level language model, checkpoint it, and generate text with it.
 #[derive(Parser, Debug)]
@@ -118,6 +119,9 @@ struct TrainArgs {
     /// Dropout probability.
     #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
     dropout: f64,
+    /// Initial weights [default: torch-modules for the recurrent models, gpt2 for gpt].
+    #[arg(long, value_enum, conflicts_with = "resume")]
+    init: Option<Init>,
     /// Validate every this many steps.
     #[arg(long, default_value_t = 200)]
     valid_every: u64,
@@ -332,7 +336,8 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
                 .with_n_embd(o.hidden.unwrap_or(128))
                 .with_dropout(o.dropout)
                 .with_bias(false)
-                .with_activation(FeedForwardActivation::Gelu),
+                .with_activation(FeedForwardActivation::Gelu)
+                .with_init(o.init.map(Into::into)),
         };
         save_info(&dir, "gpt", None, Some(config.clone()), source_bpc, sizes)?;
         let train = LmWindows::new(
@@ -374,6 +379,7 @@ fn train<B: ember_lm::TrainBackend>(o: &TrainArgs) -> Result<()> {
                     .with_cell(cell)
                     .with_num_layers(o.layers.unwrap_or(1))
                     .with_dropout(o.dropout)
+                    .with_init(o.init.map(Into::into))
             }
         };
         let kind = match config.cell {

@@ -31,7 +31,7 @@ mod cli;
 mod reviews;
 
 use clap::Parser;
-use cli::Device;
+use cli::{Device, Init};
 
 /// Train a bidirectional-LSTM sentiment classifier, report validation accuracy and F1, then
 /// classify the sentences given.
@@ -68,6 +68,9 @@ struct Options {
     /// Dropout before the classifier.
     #[arg(long, default_value_t = 0.3)]
     dropout: f64,
+    /// Initial weights of the embedding and the classifier (the LSTM's are nn.LSTM's either way).
+    #[arg(long, value_enum, default_value_t = Init::TorchModules)]
+    init: Init,
     /// A run directory: metrics.csv, TensorBoard events, loss.svg, checkpoints and the tokenizer [default:
     /// none, nothing is written].
     #[arg(long, value_name = "RUN_DIR")]
@@ -133,7 +136,8 @@ fn train<B: ember_lm::TrainBackend>(data: Vec<(String, usize)>, epochs: u64, o: 
         },
     )
     .with_pooling(Pooling::Last)
-    .with_dropout(o.dropout);
+    .with_dropout(o.dropout)
+    .with_init(Some(o.init.into()));
     let mut trainer = Trainer::new(
         TrainerConfig::new()
             .with_max_epochs(Some(epochs))

@@ -1,4 +1,4 @@
-//! What every example's command line shares: the device to run on.
+//! What every example's command line shares: the device to run on, and the initialisation.
 //!
 //! Each example includes this file (`#[path = "common/cli.rs"] mod cli;`); it is not an example
 //! itself.
@@ -48,6 +48,28 @@ impl Device {
                 self.feature(),
                 self.feature()
             ),
+        }
+    }
+}
+
+/// How the model's initial weights are drawn (`ember_lm::models::ModelInit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[allow(dead_code)] // each example uses the schemes its model takes
+pub enum Init {
+    /// Each submodule as its `torch.nn` counterpart (`nn.Embedding` N(0, 1), `nn.Linear`).
+    TorchModules,
+    /// PyTorch's word_language_model example: embedding and output layer U(-0.1, 0.1).
+    WordLanguageModel,
+    /// GPT-2's (nanoGPT's `_init_weights`): N(0, 0.02), scaled residual projections.
+    Gpt2,
+}
+
+impl From<Init> for ember_lm::models::ModelInit {
+    fn from(init: Init) -> Self {
+        match init {
+            Init::TorchModules => Self::TorchModules,
+            Init::WordLanguageModel => Self::WordLanguageModel,
+            Init::Gpt2 => Self::Gpt2,
         }
     }
 }
