@@ -125,10 +125,11 @@ struct Options {
     /// Beams of the beam search.
     #[arg(long, default_value_t = 4)]
     beams: usize,
-    /// Initial weights of the rnn model's embeddings and output layer (torch-modules or
-    /// word-language-model; the Transformer's layers are nn.Transformer's).
-    #[arg(long, value_enum, default_value_t = Init::TorchModules)]
-    init: Init,
+    /// Initial weights: torch-modules, or word-language-model (rnn), or transformer-tutorial
+    /// (the Transformer) [default: torch-modules for rnn, transformer-tutorial for the
+    /// Transformer].
+    #[arg(long, value_enum)]
+    init: Option<Init>,
     /// Held-out sentences to score with BLEU.
     #[arg(long, default_value_t = 200)]
     eval: usize,
@@ -183,18 +184,10 @@ fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
         .with_run_dir(o.out.clone())
         .with_checkpoint_every(o.checkpoint_every);
     let (sv, tv) = (src_tok.vocab_size(), tgt_tok.vocab_size());
-    if o.model == ModelKind::Transformer && o.init != Init::TorchModules {
-        return Err(ember_lm::Error::Config {
-            module: "translate",
-            message: "--init applies to --model rnn only (the Transformer's layers keep nn.Transformer's \
-                      initialisation)"
-                .into(),
-        });
-    }
     if o.model == ModelKind::Rnn {
         let config = RnnSeq2SeqConfig::new(sv, tv, o.width)
             .with_dropout(0.1)
-            .with_init(Some(o.init.into()));
+            .with_init(o.init.map(Into::into));
         let mut trainer = Trainer::new(
             trainer_config,
             TranslationTask::<RnnSeq2Seq<B>>::new(&config, pad),
@@ -213,7 +206,8 @@ fn run<B: ember_lm::TrainBackend>(o: &Options) -> Result<()> {
             .with_num_decoder_layers(2)
             .with_d_ff(2 * o.width)
             .with_dropout(0.1)
-            .with_max_len(64);
+            .with_max_len(64)
+            .with_init(o.init.map(Into::into));
         let mut trainer = Trainer::new(
             trainer_config,
             TranslationTask::<TransformerSeq2Seq<B>>::new(&config, pad),

@@ -14,7 +14,7 @@ use ember_lm::Error;
 use ember_lm::io::TorchWeights;
 use ember_lm::models::{
     AttentionScore, Encoder, EncoderKind, GptConfig, ModelInit, RnnLmConfig, RnnSeq2SeqConfig,
-    SequenceClassifierConfig,
+    SequenceClassifierConfig, TransformerSeq2SeqConfig,
 };
 use ember_lm::nn::{CellType, FeedForwardActivation};
 use ember_lm::train::seed_everything;
@@ -253,6 +253,30 @@ fn gpt_schemes_match_torch() {
                 .with_n_head(4)
                 .with_n_embd(32)
                 .with_activation(FeedForwardActivation::Gelu)
+                .with_init(Some(init))
+                .init::<B>(&Default::default())
+        },
+    );
+}
+
+#[test]
+fn transformer_seq2seq_schemes_match_torch() {
+    schemes_match_torch(
+        &[
+            (ModelInit::TorchModules, "transformer_seq2seq/torch_modules"),
+            (
+                ModelInit::TransformerTutorial,
+                "transformer_seq2seq/transformer_tutorial",
+            ),
+        ],
+        |init| {
+            TransformerSeq2SeqConfig::new(60, 70)
+                .with_d_model(32)
+                .with_n_heads(4)
+                .with_num_encoder_layers(1)
+                .with_num_decoder_layers(1)
+                .with_d_ff(64)
+                .with_dropout(0.0)
                 .with_init(Some(init))
                 .init::<B>(&Default::default())
         },

@@ -62,6 +62,8 @@ pub enum Init {
     WordLanguageModel,
     /// GPT-2's (nanoGPT's `_init_weights`): N(0, 0.02), scaled residual projections.
     Gpt2,
+    /// PyTorch's nn.Transformer translation tutorial: Xavier-uniform on every matrix.
+    TransformerTutorial,
 }
 
 impl From<Init> for ember_lm::models::ModelInit {
@@ -70,6 +72,7 @@ impl From<Init> for ember_lm::models::ModelInit {
             Init::TorchModules => Self::TorchModules,
             Init::WordLanguageModel => Self::WordLanguageModel,
             Init::Gpt2 => Self::Gpt2,
+            Init::TransformerTutorial => Self::TransformerTutorial,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! a documented field of every task model's configuration rather than a fixed choice.
 
 use burn::config::Config;
-use burn::module::{Initializer, Param};
-use burn::tensor::Tensor;
+use burn::module::{Initializer, ModuleMapper, Param};
+use burn::tensor::{Distribution, Tensor};
 
 use crate::nn::TorchLinear;
 use crate::{Backend, Error, Result};
@@ -22,7 +22,8 @@ use crate::{Backend, Error, Result};
 pub enum ModelInit {
     /// Each submodule as its `torch.nn` counterpart initialises itself, as in a model written
     /// from `torch.nn` modules without an init function: `nn.Embedding` `N(0, 1)`, `nn.Linear`
-    /// Kaiming-uniform (`U(±1/√in)`) with its bias `U(±1/√in)`. A tied weight is the tensor the
+    /// Kaiming-uniform (`U(±1/√in)`) with its bias `U(±1/√in)`, and `nn.Transformer`'s reset of
+    /// its stacks (Xavier-uniform on every matrix). A tied weight is the tensor the
     /// reference model keeps (the embedding's for `RnnLm`, the head's for `Gpt`, as nanoGPT ties
     /// them). Every task model takes it.
     TorchModules,
@@ -35,6 +36,13 @@ pub enum ModelInit {
     /// GPT-2's, as nanoGPT's `_init_weights`: every linear and embedding weight `N(0, 0.02)`,
     /// biases 0, the residual output projections `N(0, 0.02/√(2·n_layer))`. Taken by `Gpt`.
     Gpt2,
+    /// PyTorch's "Language Translation with nn.Transformer" tutorial: `nn.init.xavier_uniform_`
+    /// on every parameter of two or more dimensions (the embeddings, every projection, the
+    /// generator), the rest as [`TorchModules`]. Taken by `TransformerSeq2Seq`, whose default it
+    /// is.
+    ///
+    /// [`TorchModules`]: ModelInit::TorchModules
+    TransformerTutorial,
 }
 
 impl ModelInit {
@@ -49,7 +57,8 @@ impl ModelInit {
         })
     }
 
-    /// A token table `[rows, cols]`: `N(0, 1)` as `nn.Embedding`, `U(±0.1)`, or `N(0, 0.02)`.
+    /// A token table `[rows, cols]`: `N(0, 1)` as `nn.Embedding`, `U(±0.1)`, `N(0, 0.02)`, or
+    /// Xavier-uniform.
     pub(crate) fn embedding<B: Backend>(
         self,
         rows: usize,
@@ -58,6 +67,10 @@ impl ModelInit {
     ) -> Param<Tensor<B, 2>> {
         let init = match self {
             ModelInit::TorchModules => Initializer::Normal { mean: 0.0, std: 1.0 },
+            ModelInit::TransformerTutorial => Initializer::Uniform {
+                min: -xavier_bound(&[rows, cols]),
+                max: xavier_bound(&[rows, cols]),
+            },
             ModelInit::WordLanguageModel => Initializer::Uniform { min: -0.1, max: 0.1 },
             ModelInit::Gpt2 => Initializer::Normal { mean: 0.0, std: 0.02 },
         };
@@ -75,6 +88,11 @@ impl ModelInit {
     ) -> TorchLinear<B> {
         let weight = match self {
             ModelInit::TorchModules => return TorchLinear::new(d_in, d_out, bias, device),
+            ModelInit::TransformerTutorial => {
+                let mut layer = TorchLinear::new(d_in, d_out, bias, device);
+                layer.weight = XavierMatrices.map_float(layer.weight);
+                return layer;
+            }
             ModelInit::WordLanguageModel => Initializer::Uniform { min: -0.1, max: 0.1 },
             ModelInit::Gpt2 => Initializer::Normal { mean: 0.0, std: 0.02 },
         };
@@ -82,5 +100,31 @@ impl ModelInit {
             weight: weight.init([d_out, d_in], device),
             bias: bias.then(|| Initializer::Zeros.init([d_out], device)),
         }
+    }
+}
+
+/// torch's `xavier_uniform_` bound `√(6 / (fan_in + fan_out))` for a weight of shape `dims`
+/// (`fan_in = dims[1]·r`, `fan_out = dims[0]·r`, `r` the product of the further dimensions).
+fn xavier_bound(dims: &[usize]) -> f64 {
+    let receptive: usize = dims[2..].iter().product();
+    (6.0 / ((dims[0] + dims[1]) * receptive) as f64).sqrt()
+}
+
+/// Redraws every parameter of two or more dimensions Xavier-uniform, as the nn.Transformer
+/// tutorial's `for p in model.parameters(): if p.dim() > 1: xavier_uniform_(p)`.
+pub(crate) struct XavierMatrices;
+
+impl<B: Backend> ModuleMapper<B> for XavierMatrices {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        if D < 2 {
+            return param;
+        }
+        let value = param.val();
+        let bound = xavier_bound(&value.dims());
+        Param::from_tensor(Tensor::random(
+            value.shape(),
+            Distribution::Uniform(-bound, bound),
+            &value.device(),
+        ))
     }
 }

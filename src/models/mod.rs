@@ -6,7 +6,7 @@ mod gpt;
 mod gpt_hf;
 mod gpt_names;
 mod gpt_padded;
-mod init;
+pub(crate) mod init;
 mod language_model;
 mod rnn_lm;
 mod rnn_seq2seq;
