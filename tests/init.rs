@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use ember_lm::Error;
 use ember_lm::io::TorchWeights;
+use ember_lm::models::bert::BertConfig;
 use ember_lm::models::{
     AttentionScore, Encoder, EncoderKind, GptConfig, ModelInit, RnnLmConfig, RnnSeq2SeqConfig,
     SequenceClassifierConfig, TransformerSeq2SeqConfig,
@@ -154,9 +155,9 @@ fn pooled<M>(seeds: u64, make: impl Fn() -> M, add: impl Fn(&mut Pool, M)) -> Po
 
 /// Each `(scheme, fixture key)`: the model `make(scheme)` builds, drawn over the fixture's seeds
 /// and pooled by PyTorch key, against torch's statistics for the same modules.
-fn schemes_match_torch<M: TorchWeights + Clone>(
-    schemes: &[(ModelInit, &str)],
-    make: impl Fn(ModelInit) -> ember_lm::Result<M>,
+fn schemes_match_torch<S: Copy, M: TorchWeights + Clone>(
+    schemes: &[(S, &str)],
+    make: impl Fn(S) -> ember_lm::Result<M>,
 ) {
     let f = fixture();
     for &(init, key) in schemes {
@@ -336,4 +337,22 @@ fn a_configuration_without_init_reads_as_the_default() {
         |p, m| pool_torch(p, "", &m),
     );
     compare("rnn_lm default", &pool, &f["rnn_lm/torch_modules"]);
+}
+
+/// The BERT family keeps transformers' `_init_weights` (`N(0, initializer_range)`, the padding
+/// row 0, zero biases, unit norms), its only scheme: `BertForSequenceClassification` against
+/// transformers' own.
+#[test]
+fn bert_matches_transformers_init() {
+    schemes_match_torch(&[((), "bert/transformers")], |()| {
+        BertConfig::new()
+            .with_vocab_size(100)
+            .with_hidden_size(32)
+            .with_num_hidden_layers(2)
+            .with_num_attention_heads(4)
+            .with_intermediate_size(64)
+            .with_max_position_embeddings(40)
+            .with_num_labels(3)
+            .init_sequence_classification::<B>(&Default::default())
+    });
 }
