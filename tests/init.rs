@@ -356,3 +356,45 @@ fn bert_matches_transformers_init() {
             .init_sequence_classification::<B>(&Default::default())
     });
 }
+
+/// `init` draws nothing: every parameter stays lazy until the generator is seeded, so that
+/// `Trainer::new` (which seeds it, then draws the lazy parameters in module order) or a user's
+/// `seed_everything` decides the initial weights. A draw inside `init` would come from an
+/// unseeded generator (the operating system's entropy) and differ between processes.
+#[test]
+fn init_leaves_the_recurrent_and_transformer_models_lazy() {
+    struct Lazy(Vec<bool>);
+    impl ModuleVisitor<B> for Lazy {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            self.0.push(!p.is_initialized());
+        }
+    }
+    fn all_lazy<M: Module<B>>(m: &M) -> bool {
+        let mut v = Lazy(Vec::new());
+        m.visit(&mut v);
+        v.0.iter().all(|&lazy| lazy)
+    }
+    let device = Default::default();
+    for init in [ModelInit::TorchModules, ModelInit::TransformerTutorial] {
+        let m = TransformerSeq2SeqConfig::new(60, 70)
+            .with_d_model(32)
+            .with_n_heads(4)
+            .with_num_encoder_layers(1)
+            .with_num_decoder_layers(1)
+            .with_d_ff(64)
+            .with_init(Some(init))
+            .init::<B>(&device)
+            .unwrap();
+        // The sinusoidal table is a constant, not a draw.
+        assert!(all_lazy(&m.encoder) && all_lazy(&m.decoder), "{init:?}");
+        assert!(all_lazy(&m.src_embed) && all_lazy(&m.generator), "{init:?}");
+    }
+    for init in [ModelInit::TorchModules, ModelInit::WordLanguageModel] {
+        assert!(all_lazy(&rnn_lm(init).init::<B>(&device).unwrap()), "{init:?}");
+        let m = RnnSeq2SeqConfig::new(60, 70, 32)
+            .with_init(Some(init))
+            .init::<B>(&device)
+            .unwrap();
+        assert!(all_lazy(&m), "{init:?}");
+    }
+}

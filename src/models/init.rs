@@ -7,7 +7,7 @@
 
 use burn::config::Config;
 use burn::module::{Initializer, ModuleMapper, Param};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
 
 use crate::nn::TorchLinear;
 use crate::{Backend, Error, Result};
@@ -112,6 +112,10 @@ fn xavier_bound(dims: &[usize]) -> f64 {
 
 /// Redraws every parameter of two or more dimensions Xavier-uniform, as the nn.Transformer
 /// tutorial's `for p in model.parameters(): if p.dim() > 1: xavier_uniform_(p)`.
+///
+/// The new parameter stays lazy, like the one it replaces (which is never drawn): the draw
+/// happens once the generator is seeded (`Trainer::new` seeds it and draws every lazy parameter
+/// in module order). An eager draw here would come from an unseeded generator.
 pub(crate) struct XavierMatrices;
 
 impl<B: Backend> ModuleMapper<B> for XavierMatrices {
@@ -119,12 +123,12 @@ impl<B: Backend> ModuleMapper<B> for XavierMatrices {
         if D < 2 {
             return param;
         }
-        let value = param.val();
-        let bound = xavier_bound(&value.dims());
-        Param::from_tensor(Tensor::random(
-            value.shape(),
-            Distribution::Uniform(-bound, bound),
-            &value.device(),
-        ))
+        let (shape, device) = (param.shape(), param.lazy_device());
+        let bound = xavier_bound(&shape.dims::<D>());
+        Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        }
+        .init(shape, &device)
     }
 }

@@ -51,8 +51,8 @@ pub struct TransformerSeq2SeqConfig {
     #[config(default = 512)]
     pub max_len: usize,
     /// How the weights are drawn. `None` (the default) is [`ModelInit::TransformerTutorial`], the
-    /// tutorial's Xavier-uniform on every matrix: on Tatoeba English–French it reaches 11.4 BLEU
-    /// at 20 epochs against 7.7 (3 seeds, `docs/benchmarks.md`). [`ModelInit::TorchModules`] is
+    /// tutorial's Xavier-uniform on every matrix: on Tatoeba English–French it reaches 11.5 BLEU
+    /// at 20 epochs against 8.1 (3 seeds, `docs/benchmarks.md`). [`ModelInit::TorchModules`] is
     /// the modules' own: `nn.Embedding` `N(0, 1)`, `nn.Transformer`'s Xavier-uniform reset of its
     /// stacks, `nn.Linear` for the generator.
     #[config(default = "None")]
