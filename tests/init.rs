@@ -362,7 +362,7 @@ fn bert_matches_transformers_init() {
 /// `seed_everything` decides the initial weights. A draw inside `init` would come from an
 /// unseeded generator (the operating system's entropy) and differ between processes.
 #[test]
-fn init_leaves_the_recurrent_and_transformer_models_lazy() {
+fn init_leaves_every_language_and_translation_model_lazy() {
     struct Lazy(Vec<bool>);
     impl ModuleVisitor<B> for Lazy {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
@@ -388,6 +388,18 @@ fn init_leaves_the_recurrent_and_transformer_models_lazy() {
         // The sinusoidal table is a constant, not a draw.
         assert!(all_lazy(&m.encoder) && all_lazy(&m.decoder), "{init:?}");
         assert!(all_lazy(&m.src_embed) && all_lazy(&m.generator), "{init:?}");
+    }
+    for init in [ModelInit::Gpt2, ModelInit::TorchModules] {
+        let gpt = GptConfig::new()
+            .with_vocab_size(65)
+            .with_block_size(32)
+            .with_n_layer(2)
+            .with_n_head(4)
+            .with_n_embd(32)
+            .with_init(Some(init))
+            .init::<B>(&device)
+            .unwrap();
+        assert!(all_lazy(&gpt), "{init:?}");
     }
     for init in [ModelInit::TorchModules, ModelInit::WordLanguageModel] {
         assert!(all_lazy(&rnn_lm(init).init::<B>(&device).unwrap()), "{init:?}");

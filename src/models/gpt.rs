@@ -1,9 +1,9 @@
 //! [`Gpt`]: a decoder-only Transformer language model, configured like nanoGPT and GPT-2.
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Distribution, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::models::ModelInit;
 use crate::nn::{
@@ -203,10 +203,11 @@ impl GptConfig {
             .with_norm_first(true)
             .with_layer_norm_eps(self.layer_norm_eps)
             .with_bias(self.bias);
-        let normal = |shape: [usize; 2], std: f64| {
-            Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, std), device))
-        };
-        let zero_bias = |b: Option<Param<Tensor<B, 1>>>| b.map(|p| Param::from_tensor(p.val().zeros_like()));
+        // Lazy, like every other parameter: drawn once the generator is seeded (`Trainer::new`
+        // seeds it and draws the lazy parameters in module order), not from an unseeded one here.
+        let normal = |shape: [usize; 2], std: f64| Initializer::Normal { mean: 0.0, std }.init(shape, device);
+        let zero_bias =
+            |b: Option<Param<Tensor<B, 1>>>| b.map(|p| Initializer::Zeros.init(p.shape(), &p.lazy_device()));
         let residual_std = 0.02 / (2.0 * self.n_layer as f64).sqrt();
         let h = (0..self.n_layer)
             .map(|_| {
